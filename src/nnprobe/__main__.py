@@ -1,0 +1,3 @@
+from nnprobe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,4 @@
+"""The pure core: findings, rules, registry, config, suppressions and the engine.
+
+Nothing here imports torch, pygls or lsprotocol.
+"""

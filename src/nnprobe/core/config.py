@@ -1,0 +1,244 @@
+"""Settings from `[tool.nnprobe]` in pyproject.toml or from nnprobe.toml, validated up front.
+
+Every mistake a user can make in the file becomes a ConfigError whose message names the key and the
+file, never a traceback.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from nnprobe.core.finding import Severity
+from nnprobe.core.registry import all_rules, expand, get_rule
+
+CONFIG_FILES = ("nnprobe.toml", ".nnprobe.toml", "pyproject.toml")
+
+_KEYS = {
+    "select": "codes, names or prefixes of the rules to run (default: every rule on by default)",
+    "extend-select": "rules to run in addition to the default set",
+    "ignore": "codes, names or prefixes of the rules never to run",
+    "severity": "per-code severity overrides, e.g. { NP103 = \"warning\" }",
+    "rules": "per-rule thresholds, e.g. [tool.nnprobe.rules.NP101] sgd-max = 0.05",
+    "exclude": "glob patterns of paths not to inspect",
+    "per-file-ignores": "glob pattern -> codes to ignore in matching files",
+}
+
+
+class ConfigError(Exception):
+    """A user mistake in settings; the message is meant to be shown as is."""
+
+
+@dataclass
+class Config:
+    select: set[str] = field(default_factory=set)
+    ignore: set[str] = field(default_factory=set)
+    severity: dict[str, Severity] = field(default_factory=dict)
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, set[str]] = field(default_factory=dict)
+    root: Path = field(default_factory=Path.cwd)
+    source: Path | None = None
+
+    @classmethod
+    def default(cls, root: Path | None = None) -> Config:
+        codes = {rule.code for rule in all_rules() if rule.enabled_by_default}
+        return cls(select=codes, root=root or Path.cwd())
+
+    def relative(self, path: Path | str) -> str:
+        """The path relative to the config root, in POSIX form, for glob matching."""
+        p = Path(path)
+        try:
+            return PurePosixPath(p.resolve().relative_to(self.root.resolve())).as_posix()
+        except ValueError:
+            return PurePosixPath(p).as_posix()
+
+    def is_excluded(self, path: Path | str) -> bool:
+        rel = self.relative(path)
+        return any(_glob_match(rel, pattern) for pattern in self.exclude)
+
+    def enabled_codes(self, path: Path | str | None = None) -> set[str]:
+        codes = self.select - self.ignore
+        if path is not None and self.per_file_ignores:
+            rel = self.relative(path)
+            for pattern, ignored in self.per_file_ignores.items():
+                if _glob_match(rel, pattern):
+                    codes -= ignored
+        return codes
+
+    def severity_for(self, code: str, default: Severity) -> Severity:
+        return self.severity.get(code, default)
+
+    def with_overrides(
+        self,
+        select: Iterable[str] | None = None,
+        extend_select: Iterable[str] | None = None,
+        ignore: Iterable[str] | None = None,
+    ) -> Config:
+        """Command-line flags over the file: --select replaces, --ignore and --extend-select add."""
+        new = Config(**{k: getattr(self, k) for k in self.__dataclass_fields__})
+        try:
+            if select is not None:
+                new.select = expand(select)
+            if extend_select is not None:
+                new.select = new.select | expand(extend_select)
+            if ignore is not None:
+                new.ignore = new.ignore | expand(ignore)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return new
+
+
+def _glob_match(rel: str, pattern: str) -> bool:
+    """Gitignore-flavoured match: a pattern without '/' matches any path component."""
+    pattern = pattern.rstrip("/")
+    if fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(rel, pattern + "/*"):
+        return True
+    if "/" not in pattern:
+        parts = rel.split("/")
+        return any(fnmatch.fnmatch(part, pattern) for part in parts)
+    return fnmatch.fnmatch(rel, "*/" + pattern) or fnmatch.fnmatch(rel, "*/" + pattern + "/*")
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest nnprobe.toml, or pyproject.toml with a [tool.nnprobe] table, at or above start."""
+    start = start.resolve()
+    directory = start if start.is_dir() else start.parent
+    for folder in (directory, *directory.parents):
+        for name in CONFIG_FILES:
+            candidate = folder / name
+            if not candidate.is_file():
+                continue
+            if name != "pyproject.toml":
+                return candidate
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                continue
+            if "nnprobe" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def load_config(path: Path | None = None, start: Path | None = None) -> Config:
+    """Read `path`, or the nearest config above `start` (default: cwd); defaults when none."""
+    if path is None:
+        path = find_config(start or Path.cwd())
+        if path is None:
+            return Config.default(root=(start or Path.cwd()).resolve())
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        table = data.get("tool", {}).get("nnprobe", {})
+        prefix = "tool.nnprobe"
+    else:
+        table, prefix = data, ""
+    return parse_config(table, root=path.resolve().parent, source=path, prefix=prefix)
+
+
+def parse_config(
+    table: Mapping[str, Any],
+    root: Path | None = None,
+    source: Path | None = None,
+    prefix: str = "tool.nnprobe",
+) -> Config:
+    """Validate a settings table (from TOML, or LSP workspace/configuration) into a Config."""
+    where = f"{source}: " if source else ""
+
+    def key(*parts: str) -> str:
+        return ".".join(p for p in (prefix, *parts) if p)
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError(where + message)
+
+    if not isinstance(table, Mapping):
+        raise fail(f"{prefix or 'config'} must be a table")
+    for name in table:
+        if name not in _KEYS:
+            known = ", ".join(sorted(_KEYS))
+            raise fail(f"unknown key {key(name)!r} (known keys: {known})")
+
+    config = Config.default(root=root)
+    config.source = source
+
+    def codes(name: str) -> set[str]:
+        value = table[name]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise fail(f"{key(name)} must be a list of rule codes or names")
+        try:
+            return expand(value)
+        except ValueError as exc:
+            raise fail(f"{key(name)}: {exc}") from None
+
+    if "select" in table:
+        config.select = codes("select")
+    if "extend-select" in table:
+        config.select |= codes("extend-select")
+    if "ignore" in table:
+        config.ignore = codes("ignore")
+
+    for code_key, level in _table(table, "severity", key, fail).items():
+        rule = get_rule(code_key)
+        if rule is None:
+            raise fail(f"{key('severity', code_key)}: unknown rule code or name")
+        try:
+            config.severity[rule.code] = Severity(str(level).lower())
+        except ValueError:
+            raise fail(
+                f"{key('severity', code_key)} must be one of error, warning, info; got {level!r}"
+            ) from None
+
+    for code_key, settings in _table(table, "rules", key, fail).items():
+        rule = get_rule(code_key)
+        if rule is None:
+            raise fail(f"{key('rules', code_key)}: unknown rule code or name")
+        if not isinstance(settings, Mapping):
+            raise fail(f"{key('rules', code_key)} must be a table of options")
+        for option, value in settings.items():
+            if option not in rule.options:
+                known = ", ".join(sorted(rule.options)) or "none"
+                raise fail(
+                    f"unknown option {key('rules', code_key, option)!r} "
+                    f"({rule.code} options: {known})"
+                )
+            try:
+                rule.options[option].coerce(option, value)
+            except ValueError as exc:
+                raise fail(f"{key('rules', code_key, option)}: {exc}") from None
+        config.rules[rule.code] = dict(settings)
+
+    if "exclude" in table:
+        exclude = table["exclude"]
+        if not isinstance(exclude, list) or not all(isinstance(v, str) for v in exclude):
+            raise fail(f"{key('exclude')} must be a list of glob patterns")
+        config.exclude = list(exclude)
+
+    for pattern, ignored in _table(table, "per-file-ignores", key, fail).items():
+        if not isinstance(ignored, list) or not all(isinstance(v, str) for v in ignored):
+            raise fail(f"{key('per-file-ignores', pattern)} must be a list of rule codes")
+        try:
+            config.per_file_ignores[pattern] = expand(ignored)
+        except ValueError as exc:
+            raise fail(f"{key('per-file-ignores', pattern)}: {exc}") from None
+    return config
+
+
+def _table(table: Mapping[str, Any], name: str, key: Any, fail: Any) -> Mapping[str, Any]:
+    value = table.get(name, {})
+    if not isinstance(value, Mapping):
+        raise fail(f"{key(name)} must be a table")
+    return value
+
+
+def describe_keys() -> dict[str, str]:
+    return dict(_KEYS)

@@ -1,0 +1,62 @@
+"""Which files an inspection looks at: what was named, and what directories hold."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnprobe.core.config import Config
+
+SKIP_DIRS = frozenset(
+    {
+        ".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".env", "env",
+        ".tox", ".nox", ".mypy_cache", ".ruff_cache", ".pytest_cache", "site-packages",
+        ".ipynb_checkpoints",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    path: Path
+    display: str  # as the user named it, joined with the path below it
+    explicit: bool  # named on the command line rather than found in a directory
+
+
+def _is_virtualenv(directory: Path) -> bool:
+    return (directory / "pyvenv.cfg").is_file()
+
+
+def discover(paths: Iterable[str], config: Config, suffixes: frozenset[str]) -> Iterator[Target]:
+    """Files to inspect, in a stable order; a named file is always inspected, even if excluded
+    by a directory rule, except when it matches `exclude` itself."""
+    seen: set[Path] = set()
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            for dirpath, dirnames, filenames in os.walk(root):
+                here = Path(dirpath)
+                dirnames[:] = sorted(
+                    d
+                    for d in dirnames
+                    if d not in SKIP_DIRS
+                    and not _is_virtualenv(here / d)
+                    and not config.is_excluded(here / d)
+                )
+                for name in sorted(filenames):
+                    path = here / name
+                    if path.suffix.lower() not in suffixes or config.is_excluded(path):
+                        continue
+                    key = path.resolve()
+                    if key not in seen:
+                        seen.add(key)
+                        yield Target(path, path.as_posix(), explicit=False)
+        else:
+            if config.is_excluded(root):
+                continue
+            key = root.resolve()
+            if key not in seen:
+                seen.add(key)
+                yield Target(root, root.as_posix(), explicit=True)
