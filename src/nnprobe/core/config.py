@@ -22,7 +22,7 @@ _KEYS = {
     "select": "codes, names or prefixes of the rules to run (default: every rule on by default)",
     "extend-select": "rules to run in addition to the default set",
     "ignore": "codes, names or prefixes of the rules never to run",
-    "severity": "per-code severity overrides, e.g. { NP103 = \"warning\" }",
+    "severity": 'per-code severity overrides, e.g. { NP103 = "warning" }',
     "rules": "per-rule thresholds, e.g. [tool.nnprobe.rules.NP101] sgd-max = 0.05",
     "exclude": "glob patterns of paths not to inspect",
     "per-file-ignores": "glob pattern -> codes to ignore in matching files",

@@ -1,0 +1,385 @@
+"""One parsed training script and the facts every static rule asks about it.
+
+The file is parsed once; imports, scopes, assignments and calls are indexed in a single walk, and
+the heavier views (models, training loops) are built on first use and shared by all rules.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from nnprobe.core.finding import Edit, Position, Range
+from nnprobe.inspectors.script.values import UNKNOWN, Evaluator
+
+if TYPE_CHECKING:
+    from nnprobe.inspectors.script.loops import LoopIndex
+    from nnprobe.inspectors.script.models import ModelIndex
+
+Scope = ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+TORCH_ROOTS = ("torch", "lightning", "pytorch_lightning")
+
+
+@dataclass
+class Binding:
+    """One place a name gets a value in a scope."""
+
+    name: str
+    node: ast.AST  # the statement or target that binds it
+    value: ast.expr | None  # the assigned expression when it is a plain assignment
+    kind: str  # "assign", "param", "loop", "import", "def", "class", "with", "other"
+    scope: Scope
+
+
+@dataclass
+class ScopeInfo:
+    node: Scope
+    parent: ScopeInfo | None
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)
+
+    def add(self, binding: Binding) -> None:
+        self.bindings.setdefault(binding.name, []).append(binding)
+
+
+class ScriptContext:
+    def __init__(self, path: str, text: str, tree: ast.Module) -> None:
+        self.path = path
+        self.text = text
+        self.tree = tree
+        self.lines = text.splitlines()
+        self.parents: dict[ast.AST, ast.AST] = {}
+        self.imports: dict[str, str] = {}  # local name -> qualified name
+        self.calls: list[ast.Call] = []
+        self.functions: dict[str, list[FunctionNode]] = {}
+        self.classes: dict[str, ast.ClassDef] = {}
+        self.scopes: dict[ast.AST, ScopeInfo] = {}
+        self._qualnames: dict[ast.AST, str | None] = {}
+        self._index()
+        self.evaluator = Evaluator(self)
+
+    # ------------------------------------------------------------------ indexing
+
+    def _index(self) -> None:
+        module_scope = ScopeInfo(self.tree, None)
+        self.scopes[self.tree] = module_scope
+        stack: list[tuple[ast.AST, ScopeInfo]] = [(self.tree, module_scope)]
+        while stack:
+            node, scope = stack.pop()
+            for child in ast.iter_child_nodes(node):
+                self.parents[child] = node
+                child_scope = scope
+                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                    if not isinstance(child, ast.Lambda):
+                        scope.add(Binding(child.name, child, None, "def", scope.node))
+                        self.functions.setdefault(child.name, []).append(child)
+                        for decorator in child.decorator_list:
+                            self.parents[decorator] = child
+                    child_scope = ScopeInfo(child, scope)
+                    self.scopes[child] = child_scope
+                    self._bind_params(child, child_scope, scope)
+                elif isinstance(child, ast.ClassDef):
+                    scope.add(Binding(child.name, child, None, "class", scope.node))
+                    self.classes.setdefault(child.name, child)
+                    child_scope = ScopeInfo(child, scope)
+                    self.scopes[child] = child_scope
+                elif isinstance(child, ast.Import | ast.ImportFrom):
+                    self._bind_import(child, scope)
+                elif isinstance(child, ast.Call):
+                    self.calls.append(child)
+                else:
+                    self._bind_statement(child, scope)
+                stack.append((child, child_scope))
+        self.calls.sort(key=lambda c: (c.lineno, c.col_offset))
+
+    def _bind_params(
+        self, fn: FunctionNode | ast.Lambda, scope: ScopeInfo, outer: ScopeInfo
+    ) -> None:
+        args = fn.args
+        positional = [*args.posonlyargs, *args.args]
+        defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
+        defaults += list(args.defaults)
+        pairs = list(zip(positional, defaults, strict=True))
+        pairs += list(zip(args.kwonlyargs, args.kw_defaults, strict=True))
+        for arg, default in pairs:
+            scope.add(Binding(arg.arg, arg, default, "param", fn))
+        for extra in (args.vararg, args.kwarg):
+            if extra is not None:
+                scope.add(Binding(extra.arg, extra, None, "other", fn))
+
+    def _bind_import(self, node: ast.Import | ast.ImportFrom, scope: ScopeInfo) -> None:
+        for alias in node.names:
+            if isinstance(node, ast.Import):
+                if alias.asname:
+                    local, qual = alias.asname, alias.name
+                else:
+                    local = qual = alias.name.split(".")[0]
+            else:
+                if node.level or node.module is None:
+                    continue
+                local, qual = alias.asname or alias.name, f"{node.module}.{alias.name}"
+            if scope.node is self.tree or local not in self.imports:
+                self.imports[local] = qual
+            scope.add(Binding(local, node, None, "import", scope.node))
+
+    def _bind_statement(self, node: ast.AST, scope: ScopeInfo) -> None:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                self._bind_target(target, node, node.value, scope)
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            self._bind_target(node.target, node, node.value, scope)
+        elif isinstance(node, ast.AugAssign):
+            self._bind_target(node.target, node, None, scope, kind="other")
+        elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
+            self._bind_target(node.target, node, None, scope, kind="loop")
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            self._bind_target(node.optional_vars, node, None, scope, kind="with")
+        elif isinstance(node, ast.NamedExpr):
+            self._bind_target(node.target, node, node.value, scope)
+
+    def _bind_target(
+        self,
+        target: ast.AST,
+        stmt: ast.AST,
+        value: ast.expr | None,
+        scope: ScopeInfo,
+        kind: str = "assign",
+    ) -> None:
+        if isinstance(target, ast.Name):
+            scope.add(Binding(target.id, stmt, value, kind, scope.node))
+        elif isinstance(target, ast.Tuple | ast.List):
+            values: list[ast.expr | None]
+            if isinstance(value, ast.Tuple | ast.List) and len(value.elts) == len(target.elts):
+                values = list(value.elts)
+            else:
+                values = [None] * len(target.elts)
+            for element, element_value in zip(target.elts, values, strict=True):
+                self._bind_target(
+                    element, stmt, element_value, scope, kind if element_value else "other"
+                )
+        elif isinstance(target, ast.Starred):
+            self._bind_target(target.value, stmt, None, scope, "other")
+
+    # ------------------------------------------------------------------ names and scopes
+
+    def parent(self, node: ast.AST) -> ast.AST | None:
+        return self.parents.get(node)
+
+    def ancestors(self, node: ast.AST) -> Iterator[ast.AST]:
+        current = self.parents.get(node)
+        while current is not None:
+            yield current
+            current = self.parents.get(current)
+
+    def scope_of(self, node: ast.AST) -> ScopeInfo:
+        """The scope a name used at `node` is looked up in (class bodies are skipped for methods)."""
+        for ancestor in self.ancestors(node):
+            if isinstance(ancestor, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                return self.scopes[ancestor]
+        return self.scopes[self.tree]
+
+    def enclosing_function(self, node: ast.AST) -> FunctionNode | None:
+        for ancestor in self.ancestors(node):
+            if isinstance(ancestor, ast.FunctionDef | ast.AsyncFunctionDef):
+                return ancestor
+        return None
+
+    def enclosing_class(self, node: ast.AST) -> ast.ClassDef | None:
+        for ancestor in self.ancestors(node):
+            if isinstance(ancestor, ast.ClassDef):
+                return ancestor
+        return None
+
+    def bindings(self, name: str, at: ast.AST) -> list[Binding]:
+        """Bindings of `name` visible at `at`: the innermost function scope that binds it, else the
+        module. Class bodies are not searched, as in Python."""
+        scope: ScopeInfo | None = self.scope_of(at)
+        while scope is not None:
+            if not isinstance(scope.node, ast.ClassDef) and name in scope.bindings:
+                return scope.bindings[name]
+            scope = scope.parent
+        return []
+
+    def definition(self, name: ast.Name) -> ast.expr | None:
+        """The single expression assigned to a name, when there is exactly one plain assignment
+        (or one parameter default); None when it is rebound, looped over, or unknown."""
+        bindings = self.bindings(name.id, name)
+        if len(bindings) != 1:
+            # Several assignments before the use: take the last one before it in the same scope
+            # only when none of them sits in a loop or branch (straight-line code).
+            before = [b for b in bindings if _line(b.node) <= name.lineno]
+            if not before or not all(b.kind == "assign" for b in bindings):
+                return None
+            last = before[-1]
+            if any(self._in_branch(b.node, last.scope) for b in bindings):
+                return None
+            return last.value
+        binding = bindings[0]
+        if binding.kind in ("assign", "param"):
+            return binding.value
+        return None
+
+    def _in_branch(self, node: ast.AST, scope: ast.AST) -> bool:
+        for ancestor in self.ancestors(node):
+            if ancestor is scope:
+                return False
+            if isinstance(ancestor, ast.If | ast.For | ast.While | ast.Try | ast.With):
+                return True
+        return False
+
+    def resolve(self, expr: ast.expr, depth: int = 8) -> ast.expr:
+        """Follow a Name to the expression it was assigned from, as far as that is unambiguous."""
+        while depth and isinstance(expr, ast.Name):
+            value = self.definition(expr)
+            if value is None:
+                break
+            expr, depth = value, depth - 1
+        return expr
+
+    def qualname(self, expr: ast.AST) -> str | None:
+        """The dotted name an expression refers to through imports: `nn.Linear` -> torch.nn.Linear.
+
+        Names that were not imported resolve to themselves (a local class `Net` -> "Net"); anything
+        that is not a plain dotted name gives None.
+        """
+        if expr in self._qualnames:
+            return self._qualnames[expr]
+        result: str | None
+        if isinstance(expr, ast.Name):
+            result = self.imports.get(expr.id, expr.id)
+        elif isinstance(expr, ast.Attribute):
+            base = self.qualname(expr.value)
+            result = f"{base}.{expr.attr}" if base is not None else None
+        else:
+            result = None
+        if result is not None:
+            result = _canonical(result)
+        self._qualnames[expr] = result
+        return result
+
+    def returned(self, call: ast.Call) -> ast.expr | None:
+        """What a call to a local function returns, when the function has one return value."""
+        if not isinstance(call.func, ast.Name):
+            return None
+        defs = self.functions.get(call.func.id, [])
+        if len(defs) != 1 or self.enclosing_class(defs[0]) is not None:
+            return None
+        returns = [
+            node.value
+            for node in ast.walk(defs[0])
+            if isinstance(node, ast.Return)
+            and node.value is not None
+            and self.enclosing_function(node) is defs[0]
+        ]
+        return returns[0] if len(returns) == 1 else None
+
+    def call_name(self, call: ast.Call) -> str | None:
+        return self.qualname(call.func)
+
+    def calls_to(self, *names: str) -> Iterator[tuple[ast.Call, str]]:
+        """Calls whose callee resolves to one of `names` (exact qualified names)."""
+        wanted = set(names)
+        for call in self.calls:
+            name = self.call_name(call)
+            if name in wanted:
+                yield call, name
+
+    @cached_property
+    def imports_torch(self) -> bool:
+        return any(q.split(".")[0] in TORCH_ROOTS for q in self.imports.values())
+
+    # ------------------------------------------------------------------ values
+
+    def value(self, expr: ast.expr | None) -> object:
+        """The statically known value of expr, or UNKNOWN."""
+        if expr is None:
+            return UNKNOWN
+        return self.evaluator.evaluate(expr)
+
+    def number(self, expr: ast.expr | None) -> float | None:
+        value = self.value(expr)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
+
+    # ------------------------------------------------------------------ arguments
+
+    @staticmethod
+    def argument(call: ast.Call, keyword: str, position: int | None = None) -> ast.expr | None:
+        """The expression passed for a parameter, by keyword or by position."""
+        for kw in call.keywords:
+            if kw.arg == keyword:
+                return kw.value
+        if position is not None and position < len(call.args):
+            arg = call.args[position]
+            if not any(isinstance(a, ast.Starred) for a in call.args[: position + 1]):
+                return arg
+        return None
+
+    @staticmethod
+    def has_kwargs_splat(call: ast.Call) -> bool:
+        return any(kw.arg is None for kw in call.keywords) or any(
+            isinstance(a, ast.Starred) for a in call.args
+        )
+
+    # ------------------------------------------------------------------ positions and edits
+
+    def _column(self, line: int, byte_offset: int) -> int:
+        """1-based character column of a UTF-8 byte offset on a 1-based line."""
+        if 1 <= line <= len(self.lines):
+            text = self.lines[line - 1]
+            if text.isascii():
+                return byte_offset + 1
+            return len(text.encode("utf-8")[:byte_offset].decode("utf-8", "replace")) + 1
+        return byte_offset + 1
+
+    def range_of(self, node: ast.AST, end: ast.AST | None = None) -> Range:
+        last = end or node
+        line = getattr(node, "lineno", 1)
+        end_line = getattr(last, "end_lineno", None) or line
+        start = Position(line, self._column(line, getattr(node, "col_offset", 0)))
+        end_col = getattr(last, "end_col_offset", None)
+        if end_col is None:
+            end_pos = start
+        else:
+            end_pos = Position(end_line, self._column(end_line, end_col))
+        return Range(start, end_pos)
+
+    def source(self, node: ast.AST) -> str:
+        return ast.get_source_segment(self.text, node) or ""
+
+    def replace(self, node: ast.AST, new_text: str) -> Edit:
+        return Edit(self.range_of(node), new_text)
+
+    def line_indent(self, line: int) -> str:
+        text = self.lines[line - 1] if 1 <= line <= len(self.lines) else ""
+        return text[: len(text) - len(text.lstrip())]
+
+    # ------------------------------------------------------------------ shared views
+
+    @cached_property
+    def models(self) -> ModelIndex:
+        from nnprobe.inspectors.script.models import ModelIndex
+
+        return ModelIndex(self)
+
+    @cached_property
+    def loops(self) -> LoopIndex:
+        from nnprobe.inspectors.script.loops import LoopIndex
+
+        return LoopIndex(self)
+
+
+def _line(node: ast.AST) -> int:
+    return getattr(node, "lineno", 0)
+
+
+def _canonical(name: str) -> str:
+    """Spellings of one torch object reduced to the public one (`torch.nn.modules.linear.Linear`)."""
+    if name.startswith("torch.nn.modules."):
+        return "torch.nn." + name.rsplit(".", 1)[-1]
+    return name

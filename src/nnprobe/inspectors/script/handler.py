@@ -1,0 +1,105 @@
+"""Reads one `.py` file and runs the static rules on it, turning every kind of bad input into a
+finding: unreadable, binary, undecodable, syntax error. Files that do not use torch are skipped."""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+import warnings
+
+from nnprobe.core.config import Config
+from nnprobe.core.engine import FileResult, finalize, instantiate, internal_finding, run_rules
+from nnprobe.core.files import Target
+from nnprobe.core.finding import Evidence, Range
+from nnprobe.core.registry import all_rules
+from nnprobe.core.suppressions import parse_suppressions
+from nnprobe.inspectors.script.context import ScriptContext
+
+_TORCH_IMPORT = re.compile(
+    rb"^[ \t]*(?:import|from)[ \t]+(?:torch|lightning|pytorch_lightning)\b", re.MULTILINE
+)
+
+
+class Unreadable(Exception):
+    pass
+
+
+def decode(data: bytes) -> str:
+    """Source bytes to text the way Python does (BOM, PEP 263 coding line, else UTF-8)."""
+    if b"\x00" in data[:8192]:
+        raise Unreadable("binary file (contains NUL bytes), not Python source")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise Unreadable(str(exc)) from None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise Unreadable(
+            f"not valid {encoding} text: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        ) from None
+    except LookupError:
+        raise Unreadable(f"unknown source encoding {encoding!r}") from None
+
+
+def check_script(target: Target, config: Config) -> FileResult:
+    display = target.display
+    try:
+        data = target.path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return FileResult(
+            display, [internal_finding("NP901", display, f"cannot read: {reason}", config)]
+        )
+    if not _TORCH_IMPORT.search(data):
+        if target.explicit and b"\x00" in data[:8192]:
+            message = "binary file (contains NUL bytes), not Python source"
+            return FileResult(
+                display,
+                finalize(
+                    [internal_finding("NP901", display, message, config)], config, target.path
+                ),
+            )
+        return FileResult(display, [], analysed=False)
+    try:
+        text = decode(data)
+    except Unreadable as exc:
+        findings = [internal_finding("NP901", display, f"could not read this file: {exc}", config)]
+        return FileResult(display, finalize(findings, config, target.path))
+    return FileResult(display, check_text(text, display, config, target.path), analysed=True)
+
+
+def check_text(text: str, display: str, config: Config, path: object = None) -> list:
+    """Static findings for source text (the language server calls this on unsaved buffers)."""
+    suppressions = parse_suppressions(text)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text, filename=display)
+    except SyntaxError as exc:
+        line = exc.lineno or 1
+        column = exc.offset or 1
+        end_line = exc.end_lineno or line
+        end_column = exc.end_offset if exc.end_offset and exc.end_lineno else column + 1
+        if (end_line, end_column) <= (line, column):
+            end_line, end_column = line, column + 1
+        finding = internal_finding(
+            "NP906",
+            display,
+            f"syntax error: {exc.msg}; the other checks are skipped until it parses",
+            config,
+            range=Range.of(line, column, end_line, end_column),
+        )
+        return finalize([finding], config, path or display, suppressions)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        finding = internal_finding("NP901", display, f"cannot parse: {exc}", config)
+        return finalize([finding], config, path or display, suppressions)
+    ctx = ScriptContext(display, text, tree)
+    if not ctx.imports_torch:
+        return []
+    codes = config.enabled_codes(path or display)
+    rules = instantiate(config, codes, (r for r in all_rules() if r.evidence is Evidence.SOURCE))
+    findings = run_rules(rules, ctx, display, config)
+    return finalize(findings, config, path or display, suppressions)
