@@ -73,26 +73,17 @@ def inspect_target(target: Target, config: Config) -> FileResult:
     handler = _HANDLERS.get(target.path.suffix.lower())
     if handler is None:
         if target.explicit:
-            return FileResult(
-                target.display,
-                [
-                    internal_finding(
-                        "NP901",
-                        target.display,
-                        f"nnprobe cannot inspect '{target.path.suffix or target.path.name}' files",
-                        config,
-                    )
-                ],
-            )
+            kind = target.path.suffix or target.path.name
+            message = f"nnprobe cannot inspect '{kind}' files"
+            finding = internal_finding("NP901", target.display, message, config)
+            return FileResult(target.display, finalize([finding], config, target.path))
         return FileResult(target.display, [], analysed=False)
     try:
         return handler(target, config)
     except Exception as exc:  # one file's crash never stops the run
         message = f"nnprobe crashed on this file ({type(exc).__name__}: {exc}); please report it"
-        return FileResult(
-            target.display,
-            [internal_finding("NP907", target.display, message, config, trace=exc)],
-        )
+        finding = internal_finding("NP907", target.display, message, config, trace=exc)
+        return FileResult(target.display, finalize([finding], config, target.path))
 
 
 def instantiate(config: Config, codes: set[str], rules: Iterable[type[Rule]]) -> list[Rule]:

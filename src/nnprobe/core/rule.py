@@ -46,7 +46,7 @@ class Option:
         if expected is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)
         if type(value) is expected:
-            return value  # type: ignore[return-value]
+            return value  # type: ignore[return-value,unused-ignore]
         raise ValueError(
             f"option {key!r} expects {expected.__name__}, got {type(value).__name__} ({value!r})"
         )
@@ -90,7 +90,7 @@ class Rule:
         confidence: Confidence | None = None,
         fix: Fix | None = None,
         module: str | None = None,
-        **params: object,
+        params: Mapping[str, object] | None = None,
     ) -> Finding:
         """A finding of this rule; `message` defaults to the rule's template formatted with params."""
         return Finding(
@@ -98,7 +98,7 @@ class Rule:
             name=self.name,
             severity=severity or self.severity,
             confidence=confidence or self.confidence,
-            message=message if message is not None else self.message.format(**params),
+            message=message if message is not None else self.message.format(**(params or {})),
             path=path,
             range=range,
             evidence=self.evidence,

@@ -6,13 +6,12 @@ from collections.abc import Iterable
 
 from nnprobe.core.finding import Confidence, Evidence, Finding, Severity
 from nnprobe.core.registry import register
-from nnprobe.core.rule import Option, Rule
+from nnprobe.core.rule import Rule
 
 
 class InspectionRule(Rule):
     evidence = Evidence.INSPECTION
     confidence = Confidence.HIGH
-    options: dict[str, Option] = {}
 
     def check(self, ctx: object) -> Iterable[Finding]:
         return ()

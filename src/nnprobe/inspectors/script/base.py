@@ -36,5 +36,5 @@ class StaticRule(Rule):
             severity=severity,
             confidence=confidence,
             fix=fix,
-            **params,
+            params=params,
         )

@@ -8,11 +8,12 @@ import io
 import re
 import tokenize
 import warnings
+from pathlib import Path
 
 from nnprobe.core.config import Config
 from nnprobe.core.engine import FileResult, finalize, instantiate, internal_finding, run_rules
 from nnprobe.core.files import Target
-from nnprobe.core.finding import Evidence, Range
+from nnprobe.core.finding import Evidence, Finding, Range
 from nnprobe.core.registry import all_rules
 from nnprobe.core.suppressions import parse_suppressions
 from nnprobe.inspectors.script.context import ScriptContext
@@ -71,7 +72,9 @@ def check_script(target: Target, config: Config) -> FileResult:
     return FileResult(display, check_text(text, display, config, target.path), analysed=True)
 
 
-def check_text(text: str, display: str, config: Config, path: object = None) -> list:
+def check_text(
+    text: str, display: str, config: Config, path: Path | str | None = None
+) -> list[Finding]:
     """Static findings for source text (the language server calls this on unsaved buffers)."""
     suppressions = parse_suppressions(text)
     try:

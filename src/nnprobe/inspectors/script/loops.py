@@ -180,10 +180,9 @@ class LoopIndex:
             "trange",
         ):
             bounds = [self.ctx.value(a) for a in it.args]
-            if all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
-                if len(bounds) == 1:
-                    return max(0, bounds[0])
-                if len(bounds) >= 2:
-                    step = bounds[2] if len(bounds) == 3 else 1
-                    return max(0, len(range(bounds[0], bounds[1], step)))
+            ints = [b for b in bounds if isinstance(b, int) and not isinstance(b, bool)]
+            if len(ints) == len(bounds) and 1 <= len(ints) <= 3:
+                if len(ints) == 3 and ints[2] == 0:
+                    return None
+                return len(range(*ints))
         return None

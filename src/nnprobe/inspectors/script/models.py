@@ -378,13 +378,13 @@ class ModelIndex:
             else:
                 entries = [("0", call.args[0])]
         else:
-            for index, arg in enumerate(call.args):
+            for arg in call.args:
                 if isinstance(arg, ast.Starred):
                     model.complete = False
-                    ops = self._starred_ops(arg, model)
-                    entries.extend((f"{index}", op) for op in ops)
+                    for element in self._starred_ops(arg, model):
+                        entries.append((str(len(entries)), element))
                     continue
-                entries.append((str(index), arg))
+                entries.append((str(len(entries)), arg))
         ops: list[Op] = []
         for key, expr in entries:
             ops.extend(self._module_ops(expr, f"{prefix}{key}", model))

@@ -81,15 +81,15 @@ class Evaluator:
                 return UNKNOWN
             case ast.Tuple(elts=elts) | ast.List(elts=elts):
                 return [self.evaluate(e, depth) for e in elts]
-            case ast.Dict(keys=keys, values=values):
+            case ast.Dict(keys=keys, values=items):
                 result: dict[Any, Any] = {}
-                for key, value in zip(keys, values, strict=True):
-                    if key is None:
+                for key_expr, item in zip(keys, items, strict=True):
+                    if key_expr is None:
                         return UNKNOWN  # **splat
-                    k = self.evaluate(key, depth)
+                    k = self.evaluate(key_expr, depth)
                     if k is UNKNOWN:
                         return UNKNOWN
-                    result[k] = self.evaluate(value, depth)
+                    result[k] = self.evaluate(item, depth)
                 return result
             case ast.Name():
                 return self._name(expr, depth)
