@@ -51,9 +51,8 @@ def check_script(target: Target, config: Config) -> FileResult:
         data = target.path.read_bytes()
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        return FileResult(
-            display, [internal_finding("NP901", display, f"cannot read: {reason}", config)]
-        )
+        finding = internal_finding("NP901", display, f"cannot read: {reason}", config)
+        return FileResult(display, finalize([finding], config, target.path))
     if not _TORCH_IMPORT.search(data):
         if target.explicit and b"\x00" in data[:8192]:
             message = "binary file (contains NUL bytes), not Python source"
