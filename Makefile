@@ -1,0 +1,60 @@
+# Two entry points for a newcomer: `make demo` (inspect the bundled examples) and `make test`
+# (everything CI runs). Both build .venv on first use; re-runs reuse it until pyproject.toml or
+# constraints.txt change.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --disable-pip-version-check --quiet
+STAMP_BASE := $(VENV)/.installed-base
+STAMP_DEV := $(VENV)/.installed-dev
+LINT_PATHS := $(wildcard src tests bench scripts)
+
+.PHONY: demo test lint bench docs clean
+
+demo: $(STAMP_BASE)
+	$(BIN)/nnprobe inspect --fail-on never examples/
+
+test: $(STAMP_DEV)
+	@status=0; \
+	echo "+ ruff check $(LINT_PATHS)"; $(BIN)/ruff check $(LINT_PATHS) || status=1; \
+	if [ -f scripts/gen_docs.py ]; then \
+		echo "+ python scripts/gen_docs.py --check"; \
+		$(BIN)/python scripts/gen_docs.py --check || status=1; \
+	fi; \
+	echo "+ python -m pytest -q"; $(BIN)/python -m pytest -q || status=1; \
+	exit $$status
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check $(LINT_PATHS)
+
+bench: $(STAMP_BASE)
+	$(BIN)/python bench/static_bench.py
+
+docs: $(STAMP_BASE)
+	$(BIN)/python scripts/gen_docs.py
+
+clean:
+	rm -rf $(VENV)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+		echo "nnprobe needs Python >= 3.11; run: make PYTHON=python3.11 ..." >&2; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq python3-venv; \
+		else \
+			echo "$(PYTHON) cannot create a virtualenv; on Debian/Ubuntu: sudo apt-get install python3-venv" >&2; \
+			exit 1; \
+		fi; }
+	$(PYTHON) -m venv $(VENV)
+
+# The base install is all the static path needs (no torch); the dev install pins torch through
+# constraints.txt because an unpinned torch resolves to a multi-GB CUDA build.
+$(STAMP_BASE): pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	@touch $@
+
+$(STAMP_DEV): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e '.[dev]' -c constraints.txt
+	@touch $@ $(STAMP_BASE)
