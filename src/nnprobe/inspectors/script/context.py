@@ -350,7 +350,22 @@ class ScriptContext:
         return Range(start, end_pos)
 
     def source(self, node: ast.AST) -> str:
-        return ast.get_source_segment(self.text, node) or ""
+        """The exact source text of a node (ast.get_source_segment re-splits the file per call)."""
+        line = getattr(node, "lineno", None)
+        end_line = getattr(node, "end_lineno", None)
+        col = getattr(node, "col_offset", None)
+        end_col = getattr(node, "end_col_offset", None)
+        if line is None or end_line is None or col is None or end_col is None:
+            return ""
+        if not (1 <= line <= end_line <= len(self.lines)):
+            return ""
+        first = self.lines[line - 1].encode("utf-8")
+        if line == end_line:
+            return first[col:end_col].decode("utf-8", "replace")
+        parts = [first[col:].decode("utf-8", "replace")]
+        parts.extend(self.lines[line : end_line - 1])
+        parts.append(self.lines[end_line - 1].encode("utf-8")[:end_col].decode("utf-8", "replace"))
+        return "\n".join(parts)
 
     def replace(self, node: ast.AST, new_text: str) -> Edit:
         return Edit(self.range_of(node), new_text)
