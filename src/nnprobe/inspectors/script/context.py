@@ -59,6 +59,7 @@ class ScriptContext:
         self.classes: dict[str, ast.ClassDef] = {}
         self.scopes: dict[ast.AST, ScopeInfo] = {}
         self._qualnames: dict[ast.AST, str | None] = {}
+        self._by_type: dict[type[ast.AST], list[ast.AST]] = {}
         self._index()
         self.evaluator = Evaluator(self)
 
@@ -72,6 +73,7 @@ class ScriptContext:
             node, scope = stack.pop()
             for child in ast.iter_child_nodes(node):
                 self.parents[child] = node
+                self._by_type.setdefault(type(child), []).append(child)
                 child_scope = scope
                 if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
                     if not isinstance(child, ast.Lambda):
@@ -279,6 +281,13 @@ class ScriptContext:
 
     def call_name(self, call: ast.Call) -> str | None:
         return self.qualname(call.func)
+
+    def nodes(self, *types: type[ast.AST]) -> list[ast.AST]:
+        """Every node of the given exact AST types, in source order (indexed in the one walk, so
+        rules need not walk the whole tree again)."""
+        found = [n for t in types for n in self._by_type.get(t, ())]
+        found.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
+        return found
 
     def calls_to(self, *names: str) -> Iterator[tuple[ast.Call, str]]:
         """Calls whose callee resolves to one of `names` (exact qualified names)."""
