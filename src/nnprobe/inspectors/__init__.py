@@ -1,7 +1,10 @@
 """Rule families, one module each; importing this package registers every rule and handler."""
 
 from nnprobe.core.engine import register_handler
-from nnprobe.inspectors import inspection  # noqa: F401
+from nnprobe.inspectors import (
+    inspection,  # noqa: F401
+    optimizer,  # noqa: F401
+)
 from nnprobe.inspectors.script.handler import check_script
 
 register_handler([".py"], check_script)
