@@ -3,6 +3,7 @@
 from nnprobe.core.engine import register_handler
 from nnprobe.inspectors import (
     inspection,  # noqa: F401
+    loss,  # noqa: F401
     optimizer,  # noqa: F401
 )
 from nnprobe.inspectors.script.handler import check_script
