@@ -2,9 +2,13 @@
 
 from nnprobe.core.engine import register_handler
 from nnprobe.inspectors import (
+    data,  # noqa: F401
     inspection,  # noqa: F401
     loss,  # noqa: F401
     optimizer,  # noqa: F401
+    regularization,  # noqa: F401
+    serialization,  # noqa: F401
+    training_loop,  # noqa: F401
 )
 from nnprobe.inspectors.script.handler import check_script
 
