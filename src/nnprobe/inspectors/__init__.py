@@ -2,7 +2,9 @@
 
 from nnprobe.core.engine import register_handler
 from nnprobe.inspectors import (
+    architecture,  # noqa: F401
     data,  # noqa: F401
+    initialization,  # noqa: F401
     inspection,  # noqa: F401
     loss,  # noqa: F401
     optimizer,  # noqa: F401

@@ -213,7 +213,10 @@ class ScriptContext:
         if len(bindings) != 1:
             # Several assignments before the use: take the last one before it in the same scope
             # only when none of them sits in a loop or branch (straight-line code).
-            before = [b for b in bindings if _line(b.node) <= name.lineno]
+            # `x = nn.Sequential(x, ...)`: the x on the right is the previous binding.
+            before = [
+                b for b in bindings if _line(b.node) <= name.lineno and not self._binds_at(b, name)
+            ]
             if not before or not all(b.kind == "assign" for b in bindings):
                 return None
             last = before[-1]
@@ -221,9 +224,13 @@ class ScriptContext:
                 return None
             return last.value
         binding = bindings[0]
-        if binding.kind in ("assign", "param"):
+        if binding.kind in ("assign", "param") and not self._binds_at(binding, name):
             return binding.value
         return None
+
+    def _binds_at(self, binding: Binding, name: ast.Name) -> bool:
+        """Whether `name` is read inside the statement that makes this binding."""
+        return binding.kind == "assign" and any(a is binding.node for a in self.ancestors(name))
 
     def _in_branch(self, node: ast.AST, scope: ast.AST) -> bool:
         for ancestor in self.ancestors(node):

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from nnprobe.inspectors.script.lists import grown_items, list_items, may_grow, mutates
+
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.context import ScriptContext
 
@@ -391,7 +393,14 @@ class ModelIndex:
         return ops
 
     def _starred_ops(self, arg: ast.Starred, model: ModelDef) -> list[ast.expr]:
-        """`nn.Sequential(*layers)` where layers is a list literal built in straight-line code."""
+        """`nn.Sequential(*layers)` where layers is a list literal built in straight-line code,
+        or grown in static loops (see lists.py)."""
+        items = list_items(self.ctx, arg.value)
+        if items is not None:
+            model.complete = True
+            return items
+        if isinstance(arg.value, ast.Name) and may_grow(self.ctx, arg.value):
+            return []
         value = self.ctx.resolve(arg.value)
         if isinstance(value, ast.List | ast.Tuple):
             model.complete = True
@@ -409,9 +418,14 @@ class ModelIndex:
             return self._sequential_ops(expr, path + ".", model)
         if name in (NN + "ModuleList",) and expr.args:
             items = expr.args[0]
-            if isinstance(items, ast.List | ast.Tuple):
+            elements = (
+                list(items.elts)
+                if isinstance(items, ast.List | ast.Tuple)
+                else list_items(self.ctx, items)
+            )
+            if elements is not None:
                 ops: list[Op] = []
-                for index, item in enumerate(items.elts):
+                for index, item in enumerate(elements):
                     ops.extend(self._module_ops(item, f"{path}.{index}", model))
                 return ops
             model.complete = False
@@ -470,9 +484,34 @@ class ModelIndex:
                     and isinstance(target.value, ast.Name)
                     and target.value.id == "self"
                 ):
-                    ops = self._module_ops(node.value, target.attr, model)
+                    ops = self._grown_container(node, target, model)
+                    if ops is None:
+                        ops = self._module_ops(node.value, target.attr, model)
                     if ops:
                         model.submodules[target.attr] = ops
+
+    def _grown_container(
+        self, stmt: ast.Assign | ast.AnnAssign, target: ast.Attribute, model: ModelDef
+    ) -> list[Op] | None:
+        """`self.layers = nn.ModuleList()` (or an empty nn.Sequential) filled by the statements
+        after it; None when the container is not one, or is never filled there."""
+        value = stmt.value
+        if (
+            not isinstance(value, ast.Call)
+            or value.args
+            or value.keywords
+            or self.ctx.call_name(value) not in (NN + "ModuleList", NN + "Sequential")
+            or not mutates(self.ctx, stmt, target)
+        ):
+            return None
+        elements = grown_items(self.ctx, stmt, target, [])
+        if elements is None:
+            model.complete = False
+            return [Op("other", self.ctx.call_name(value) or "", value, target.attr, value)]
+        ops: list[Op] = []
+        for index, item in enumerate(elements):
+            ops.extend(self._module_ops(item, f"{target.attr}.{index}", model))
+        return ops
 
 
 def module_op(name: str, call: ast.Call, path: str | None) -> Op | None:
@@ -520,6 +559,7 @@ class _FlowReader:
         self.model = model
         self.forward = forward
         self.loop_vars: dict[str, str] = {}  # loop variable -> submodule it iterates
+        self.loop_items: dict[str, list[Op]] = {}  # loop variable -> ops of its current item
         self.emitted: dict[ast.AST, list[Op]] = {}
 
     def read(self) -> Iterator[Op]:
@@ -538,6 +578,20 @@ class _FlowReader:
                 var = stmt.target if isinstance(stmt.target, ast.Name) else stmt.target.elts[-1]
                 if isinstance(var, ast.Name):
                     self.loop_vars[var.id] = attr
+                    items = _container_items(self.model.submodules[attr], attr)
+                    if items is not None:
+                        # `for layer in self.layers: x = F.relu(layer(x))`: the body once per
+                        # item, so each layer is followed by its own activation.
+                        if _is_call_to(stmt.iter, "reversed"):
+                            items.reverse()
+                        # `outs.append(head(x))`: each item on its own path, not stacked.
+                        parallel = len(items) > 1 and not _chained(stmt, var.id)
+                        for item in items:
+                            self.loop_items[var.id] = item
+                            for inner in stmt.body:
+                                ops.extend(self._statement(inner, branch or parallel))
+                        del self.loop_items[var.id]
+                        return ops
             for inner in stmt.body:
                 ops.extend(self._statement(inner, branch))
             return ops
@@ -573,6 +627,8 @@ class _FlowReader:
         attr = _self_attr(call.func)
         if attr is None and isinstance(call.func, ast.Subscript):
             attr = _self_attr(call.func.value)
+        if isinstance(call.func, ast.Name) and call.func.id in self.loop_items:
+            return [_in_branch(op, branch) for op in self.loop_items[call.func.id]]
         if attr is None and isinstance(call.func, ast.Name) and call.func.id in self.loop_vars:
             attr = self.loop_vars[call.func.id]
         if attr is not None:
@@ -644,6 +700,44 @@ def _self_attr(expr: ast.AST | None) -> str | None:
     ):
         return expr.attr
     return None
+
+
+def _container_items(ops: list[Op], attr: str) -> list[list[Op]] | None:
+    """A ModuleList's or Sequential's ops split by item (`layers.0...`, `layers.1...`), in
+    order; None when they do not all belong to numbered items."""
+    items: dict[str, list[Op]] = {}
+    for op in ops:
+        rest = (op.path or "")[len(attr) + 1 :] if (op.path or "").startswith(attr + ".") else ""
+        key = rest.split(".")[0]
+        if not key.isdigit():
+            return None
+        items.setdefault(key, []).append(op)
+    return list(items.values()) if 0 < len(items) <= 256 else None
+
+
+def _chained(loop: ast.For, var: str) -> bool:
+    """Whether a loop feeds each item's output to the next item: some name assigned in the body
+    is read in the arguments of a call to the loop variable (`x = layer(x)`)."""
+    assigned = {
+        n.id
+        for node in ast.walk(loop)
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        for n in ast.walk(target)
+        if isinstance(n, ast.Name)
+    }
+    for node in ast.walk(loop):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == var:
+            arguments = [*node.args, *(kw.value for kw in node.keywords)]
+            if any(
+                isinstance(n, ast.Name) and n.id in assigned for a in arguments for n in ast.walk(a)
+            ):
+                return True
+    return False
+
+
+def _is_call_to(expr: ast.expr, name: str) -> bool:
+    return isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == name
 
 
 def _unwrap_enumerate(expr: ast.expr) -> ast.expr | None:
