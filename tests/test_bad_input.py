@@ -116,10 +116,17 @@ def test_a_crashing_rule_is_isolated_and_named(monkeypatch: pytest.MonkeyPatch) 
     registry.all_rules()
     monkeypatch.setitem(registry._RULES, "NP199", Crashes)
     config = Config.default()
-    text = "import torch\nimport torch.nn.functional as F\n" "optimizer = torch.optim.SGD([], lr=5.0)\n"
+    text = "import torch\noptimizer = torch.optim.SGD([], lr=5.0)\n"
     findings = check_text(text, "t.py", config)
     crash = [f for f in findings if f.code == "NP907"]
     assert len(crash) == 1
     assert "NP199" in crash[0].message and "boom" in crash[0].message
     assert "Traceback" not in crash[0].message
     assert any(f.code == "NP101" for f in findings), "the other rules still report"
+
+
+def test_form_feed_does_not_shift_ranges() -> None:
+    # str.splitlines() treats \f as a line break; Python does not.
+    text = "import torch\n\x0c\nx = 1  # \x0c comment\noptimizer = torch.optim.SGD([], lr=5.0)\n"
+    findings = [f for f in check_text(text, "t.py", Config.default()) if f.code == "NP101"]
+    assert [(f.range.start.line, f.range.start.column) for f in findings] == [(4, 30)]

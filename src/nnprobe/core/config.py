@@ -105,7 +105,7 @@ def _glob_match(rel: str, pattern: str) -> bool:
 
 
 def find_config(start: Path) -> Path | None:
-    """The nearest nnprobe.toml, or pyproject.toml with a [tool.nnprobe] table, at or above start."""
+    """The nearest nnprobe.toml, or pyproject.toml with [tool.nnprobe], at or above start."""
     start = start.resolve()
     directory = start if start.is_dir() else start.parent
     for folder in (directory, *directory.parents):

@@ -92,7 +92,7 @@ def instantiate(config: Config, codes: set[str], rules: Iterable[type[Rule]]) ->
 
 
 def run_rules(rules: Iterable[Rule], ctx: object, path: str, config: Config) -> list[Finding]:
-    """Every rule's findings; a rule that raises yields one NP907 naming it, the others still run."""
+    """Every rule's findings; a rule that raises yields an NP907 naming it, the rest still run."""
     findings: list[Finding] = []
     for rule in rules:
         try:

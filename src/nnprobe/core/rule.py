@@ -39,7 +39,7 @@ class Option:
     description: str
 
     def coerce(self, key: str, value: object) -> OptionValue:
-        """The value if it has the default's type (ints pass for floats), else ValueError naming key."""
+        """The value when it has the default's type (ints pass for floats); else ValueError."""
         expected = type(self.default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
@@ -92,7 +92,7 @@ class Rule:
         module: str | None = None,
         params: Mapping[str, object] | None = None,
     ) -> Finding:
-        """A finding of this rule; `message` defaults to the rule's template formatted with params."""
+        """A finding of this rule; `message` defaults to the template formatted with params."""
         return Finding(
             code=self.code,
             name=self.name,

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from nnprobe.core.finding import Finding
+from nnprobe.core.lines import split_lines
 from nnprobe.core.registry import get_rule
 
 _NNPROBE = re.compile(r"#\s*nnprobe:\s*ignore(-file)?\b(?:\[([^\]]*)\])?", re.IGNORECASE)
@@ -61,7 +62,7 @@ def _comments(text: str) -> Iterator[tuple[int, str]]:
                 yield tok.start[0], tok.string
     except (tokenize.TokenError, SyntaxError, IndentationError):
         # Broken source: fall back to the text after the first '#' on each line.
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(split_lines(text), start=1):
             if "#" in line:
                 yield number, line[line.index("#") :]
 

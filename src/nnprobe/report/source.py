@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from nnprobe.core.finding import Edit, Position
+from nnprobe.core.lines import NEWLINE, split_lines
 
 SourceReader = Callable[[str], "str | None"]
 
 # Checkpoints can be gigabytes; nothing that large is a script worth quoting.
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 
-_NEWLINE = re.compile(r"\r\n|\r|\n")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
@@ -63,21 +63,13 @@ class SourceCache:
         return None
 
 
-def split_lines(text: str) -> list[str]:
-    """Lines without their terminators; a final newline does not start an extra line."""
-    lines = _NEWLINE.split(text)
-    if len(lines) > 1 and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
 def split_lines_keepends(text: str) -> list[str]:
     """Lines with their terminators, split as `split_lines` splits them."""
     return _LINE.findall(text)
 
 
 def _line_starts(text: str) -> list[int]:
-    return [0, *(match.end() for match in _NEWLINE.finditer(text))]
+    return [0, *(match.end() for match in NEWLINE.finditer(text))]
 
 
 def offset(text: str, starts: list[int], position: Position) -> int:
@@ -87,7 +79,7 @@ def offset(text: str, starts: list[int], position: Position) -> int:
     start = starts[max(position.line, 1) - 1]
     following = starts[position.line] if position.line < len(starts) else len(text)
     # A column past the end of the line stops before its terminator.
-    line_end = start + len(_NEWLINE.sub("", text[start:following]))
+    line_end = start + len(NEWLINE.sub("", text[start:following]))
     return min(start + max(position.column, 1) - 1, line_end)
 
 

@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from nnprobe.core.finding import Edit, Position, Range
+from nnprobe.core.lines import split_lines
 from nnprobe.inspectors.script.values import UNKNOWN, Evaluator
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class ScriptContext:
         self.path = path
         self.text = text
         self.tree = tree
-        self.lines = text.splitlines()
+        self.lines = split_lines(text)
         self.parents: dict[ast.AST, ast.AST] = {}
         self.imports: dict[str, str] = {}  # local name -> qualified name
         self.calls: list[ast.Call] = []
@@ -178,7 +179,7 @@ class ScriptContext:
             current = self.parents.get(current)
 
     def scope_of(self, node: ast.AST) -> ScopeInfo:
-        """The scope a name used at `node` is looked up in (class bodies are skipped for methods)."""
+        """The scope a name used at `node` is looked up in (class bodies are skipped)."""
         for ancestor in self.ancestors(node):
             if isinstance(ancestor, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
                 return self.scopes[ancestor]
@@ -377,7 +378,7 @@ class ScriptContext:
             return ""
         first = self.lines[line - 1].encode("utf-8")
         if line == end_line:
-            return first[col:end_col].decode("utf-8", "replace")
+            return str(first[col:end_col].decode("utf-8", "replace"))
         parts = [first[col:].decode("utf-8", "replace")]
         parts.extend(self.lines[line : end_line - 1])
         parts.append(self.lines[end_line - 1].encode("utf-8")[:end_col].decode("utf-8", "replace"))
@@ -410,7 +411,7 @@ def _line(node: ast.AST) -> int:
 
 
 def _canonical(name: str) -> str:
-    """Spellings of one torch object reduced to the public one (`torch.nn.modules.linear.Linear`)."""
+    """One torch object's spellings reduced to the public one (`torch.nn.modules.linear.Linear`)."""
     if name.startswith("torch.nn.modules."):
         return "torch.nn." + name.rsplit(".", 1)[-1]
     return name

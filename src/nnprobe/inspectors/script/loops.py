@@ -91,7 +91,7 @@ class LoopIndex:
 
     @cached_property
     def hands_loop_to_framework(self) -> bool:
-        """A Lightning/HF/skorch-style `fit`/`train` call drives training somewhere we cannot see."""
+        """A Lightning/HF/skorch-style `fit`/`train` call drives training out of our sight."""
         for call in self.ctx.calls:
             func = call.func
             if not isinstance(func, ast.Attribute) or func.attr not in ("fit", "train"):

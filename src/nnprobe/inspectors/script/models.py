@@ -408,7 +408,7 @@ class ModelIndex:
         return []
 
     def _module_ops(self, expr: ast.expr, path: str, model: ModelDef) -> list[Op]:
-        """The ops a module-valued expression contributes (a layer, a block, a nested Sequential)."""
+        """The ops a module-valued expression contributes (layer, block, nested Sequential)."""
         expr = self.ctx.resolve(expr)
         if not isinstance(expr, ast.Call):
             model.complete = False
