@@ -129,4 +129,4 @@ def test_form_feed_does_not_shift_ranges() -> None:
     # str.splitlines() treats \f as a line break; Python does not.
     text = "import torch\n\x0c\nx = 1  # \x0c comment\noptimizer = torch.optim.SGD([], lr=5.0)\n"
     findings = [f for f in check_text(text, "t.py", Config.default()) if f.code == "NP101"]
-    assert [(f.range.start.line, f.range.start.column) for f in findings] == [(4, 30)]
+    assert [(f.range.start.line, f.range.start.column) for f in findings] == [(4, 33)]
