@@ -241,7 +241,7 @@ def test_np103_counts_wrapped_ranges_and_overridden_defaults() -> None:
     fit(epochs=50)
     """
     (finding,) = run(fit, "NP103")
-    assert "unknown number of epochs" in finding.message
+    assert "50 epochs" in finding.message  # the callers' value, not the default of 5
     assert run(fit.replace("fit(epochs=50)", "fit()"), "NP103") == []
 
 

@@ -6,7 +6,7 @@ import ast
 import textwrap
 
 from nnprobe.inspectors.script.context import ScriptContext
-from nnprobe.inspectors.script.lists import parameter_value, static_sequence
+from nnprobe.inspectors.script.lists import static_sequence
 from nnprobe.inspectors.script.models import ModelDef
 from nnprobe.inspectors.script.values import UNKNOWN
 
@@ -192,15 +192,15 @@ def test_parameter_value_reads_call_sites() -> None:
         for node in ast.walk(init)
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
     }
-    assert parameter_value(ctx, names["width"]) == 32
-    assert parameter_value(ctx, names["depth"]) == 2
+    assert ctx.value(names["width"]) == 32
+    assert ctx.value(names["depth"]) == 2
     ctx2 = context(ctx.text + "c = Net(64)\n")
     names2 = {
         node.id: node
         for node in ast.walk(ctx2.classes["Net"])
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
     }
-    assert parameter_value(ctx2, names2["width"]) is UNKNOWN
+    assert ctx2.value(names2["width"]) is UNKNOWN
 
 
 def test_rebinding_a_name_to_a_container_of_itself_does_not_recurse() -> None:

@@ -31,7 +31,6 @@ from nnprobe.core.rule import Option
 from nnprobe.inspectors.architecture import describe
 from nnprobe.inspectors.script.base import StaticRule
 from nnprobe.inspectors.script.context import FunctionNode, ScriptContext
-from nnprobe.inspectors.script.lists import static_value
 from nnprobe.inspectors.script.models import (
     NN,
     RELU_FAMILY,
@@ -607,7 +606,7 @@ def layer_widths(ctx: ScriptContext, op: Op) -> tuple[int | None, int | None]:
 
     def arg(keyword: str, position: int) -> int | None:
         expr = ctx.argument(call, keyword, position)
-        value = static_value(ctx, expr) if expr is not None else UNKNOWN
+        value = ctx.value(expr) if expr is not None else UNKNOWN
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     if short == "Linear":
@@ -619,7 +618,7 @@ def layer_widths(ctx: ScriptContext, op: Op) -> tuple[int | None, int | None]:
         channels_in = None if lazy else arg("in_channels", 0)
         channels_out = arg("out_channels", 0 if lazy else 1)
         kernel_expr = ctx.argument(call, "kernel_size", 1 if lazy else 2)
-        kernel = static_value(ctx, kernel_expr) if kernel_expr is not None else UNKNOWN
+        kernel = ctx.value(kernel_expr) if kernel_expr is not None else UNKNOWN
         area: int | None = None
         if isinstance(kernel, int) and not isinstance(kernel, bool):
             dims = int(short[-2]) if short[-2].isdigit() else 2
@@ -643,14 +642,14 @@ def _number_argument(
     None when passed but not statically known."""
     for kw in call.keywords:
         if kw.arg == keyword:
-            value = static_value(ctx, kw.value)
+            value = ctx.value(kw.value)
             return (float(value) if _is_number(value) else None), kw
     expr = ctx.argument(call, keyword, position)
     if expr is None:
         if ctx.has_kwargs_splat(call):
             return None, None
         return default, None
-    value = static_value(ctx, expr)
+    value = ctx.value(expr)
     return (float(value) if _is_number(value) else None), expr
 
 
@@ -848,7 +847,7 @@ def gain_of(ctx: ScriptContext, expr: ast.expr) -> float | None:
             slope = ctx.number(slope_expr) if slope_expr is not None else 0.01
             return math.sqrt(2.0 / (1.0 + slope**2)) if slope is not None else None
         return GAINS.get(name) if isinstance(name, str) else None
-    value = static_value(ctx, expr)
+    value = ctx.value(expr)
     return float(value) if _is_number(value) else None
 
 
@@ -1018,7 +1017,7 @@ class LargeRandomInit(StaticRule):
                 if isinstance(inner, ast.Call) and ctx.call_name(inner) == "torch.randn":
                     if isinstance(expr.op, ast.Div) and inner is expr.right:
                         return None, None
-                    value = static_value(ctx, other)
+                    value = ctx.value(other)
                     if not _is_number(value) or value == 0:
                         return inner, None
                     factor = float(value)
@@ -1034,7 +1033,7 @@ class LargeRandomInit(StaticRule):
         for arg in args:
             if isinstance(arg, ast.Starred):
                 return []
-            value = static_value(ctx, arg)
+            value = ctx.value(arg)
             dims.append(value if isinstance(value, int) and not isinstance(value, bool) else None)
         return dims
 

@@ -93,48 +93,6 @@ def argument_node(call: ast.Call, keyword: str, position: int | None) -> tuple[a
     return value, value
 
 
-def overridden_parameter(ctx: ScriptContext, expr: ast.expr, depth: int = 6) -> bool:
-    """Whether expr reads a function parameter that some call site passes explicitly.
-
-    The static evaluator takes a parameter's default as its value; when a caller passes its own
-    value the default says nothing about what runs, and a rule must not report it.
-    """
-    if depth <= 0:
-        return False
-    for node in ast.walk(expr):
-        if not isinstance(node, ast.Name):
-            continue
-        for binding in ctx.bindings(node.id, node):
-            if binding.kind == "param" and isinstance(
-                binding.scope, ast.FunctionDef | ast.AsyncFunctionDef
-            ):
-                if _passed_by_caller(ctx, binding.scope, node.id):
-                    return True
-            elif binding.kind == "assign" and binding.value is not None:
-                if overridden_parameter(ctx, binding.value, depth - 1):
-                    return True
-    return False
-
-
-def _passed_by_caller(
-    ctx: ScriptContext, fn: ast.FunctionDef | ast.AsyncFunctionDef, param: str
-) -> bool:
-    positional = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)]
-    for call in ctx.calls:
-        func = call.func
-        if isinstance(func, ast.Name) and func.id == fn.name:
-            offset = 0
-        elif isinstance(func, ast.Attribute) and func.attr == fn.name:
-            offset = 1 if positional[:1] in (["self"], ["cls"]) else 0
-        else:
-            continue
-        if ctx.has_kwargs_splat(call) or any(kw.arg == param for kw in call.keywords):
-            return True
-        if param in positional and positional.index(param) - offset < len(call.args):
-            return True
-    return False
-
-
 def scaled_by_batch(ctx: ScriptContext, expr: ast.expr, depth: int = 6) -> bool:
     """Whether an lr expression follows the linear scaling rule (`base_lr * batch_size / 256`,
     `lr * world_size`): a deliberate large-batch setting, not a typo."""
@@ -149,14 +107,6 @@ def scaled_by_batch(ctx: ScriptContext, expr: ast.expr, depth: int = 6) -> bool:
             if value is not None and scaled_by_batch(ctx, value, depth - 1):
                 return True
     return False
-
-
-def static_number(ctx: ScriptContext, expr: ast.expr) -> float | None:
-    """ctx.number, except when the value hangs on a parameter default that callers override."""
-    value = ctx.number(expr)
-    if value is None or overridden_parameter(ctx, expr):
-        return None
-    return value
 
 
 def _dict_entries(ctx: ScriptContext, expr: ast.expr) -> Iterator[tuple[str, ast.expr, ast.AST]]:
@@ -246,11 +196,11 @@ class OptimizerFacts:
         except LookupError:
             pass
         else:
-            value = static_number(self.ctx, expr)
+            value = self.ctx.number(expr)
             if value is not None:
                 yield Setting(value, expr, anchor)
         for value_expr, start, end in group_settings(self.ctx, opt.call, "lr"):
-            value = static_number(self.ctx, value_expr)
+            value = self.ctx.number(value_expr)
             if value is not None:
                 yield Setting(value, value_expr, start, end, "param group")
 
@@ -273,12 +223,11 @@ class OptimizerFacts:
                 if (
                     len(numbers) != len(value)
                     or not numbers
-                    or overridden_parameter(self.ctx, expr)
                 ):
                     continue
                 peak: float | None = float(max(numbers))
             else:
-                peak = static_number(self.ctx, expr)
+                peak = self.ctx.number(expr)
             if peak is not None:
                 where = f"{name.rsplit('.', 1)[-1]} max_lr"
                 yield opt, Setting(peak, expr, anchor, None, where)
@@ -541,7 +490,8 @@ def _in_loop(ctx: ScriptContext, node: ast.AST) -> bool:
 def decays_lr_by_hand(ctx: ScriptContext) -> bool:
     """Signs of a hand-written schedule: `lr /= 4`, `lr = lr * 0.1` in a loop, a call to
     `adjust_learning_rate(...)`/`set_lr(...)`, or a function with such a name."""
-    for node in ast.walk(ctx.tree):
+    kinds = (ast.AugAssign, ast.Assign, ast.FunctionDef, ast.AsyncFunctionDef, ast.Call)
+    for node in ctx.nodes(*kinds):
         if isinstance(node, ast.AugAssign) and _lr_named(_target_name(node.target)):
             return True
         if isinstance(node, ast.Assign) and _in_loop(ctx, node):
@@ -593,7 +543,7 @@ def epoch_count(ctx: ScriptContext, loop: Loop) -> int | None:
     call = _range_call(ctx, loop.iter)
     if call is None or ctx.has_kwargs_splat(call) or not 1 <= len(call.args) <= 3:
         return None
-    bounds = [static_number(ctx, a) for a in call.args]
+    bounds = [ctx.number(a) for a in call.args]
     if not all(b is not None and b == int(b) for b in bounds):
         return None
     ints = [int(b) for b in bounds if b is not None]
@@ -778,11 +728,11 @@ class WeightDecayTooLarge(StaticRule):
                 except LookupError:
                     pass
                 else:
-                    value = static_number(ctx, expr)
+                    value = ctx.number(expr)
                     if value is not None:
                         settings.append(Setting(value, expr, anchor))
             for value_expr, start, end in group_settings(ctx, opt.call, "weight_decay"):
-                value = static_number(ctx, value_expr)
+                value = ctx.number(value_expr)
                 if value is not None:
                     settings.append(Setting(value, value_expr, start, end, "param group"))
             for setting in settings:
@@ -905,7 +855,7 @@ class PlainSgdDeepNet(StaticRule):
             except LookupError:
                 pass
             else:
-                if static_number(ctx, expr) != 0:
+                if ctx.number(expr) != 0:
                     continue
             params = ctx.argument(opt.call, "params", 0)
             owner = _parameters_owner(ctx, params) if params is not None else None

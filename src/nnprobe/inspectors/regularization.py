@@ -63,7 +63,17 @@ def script_names(ctx: ScriptContext) -> set[str]:
     """Every identifier the script names (variables, attributes, functions, parameters, imports,
     string keys of dicts and subscripts); docstrings and other strings are left out."""
     names: set[str] = set(ctx.imports)
-    for node in ast.walk(ctx.tree):
+    kinds = (
+        ast.Name,
+        ast.Attribute,
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.ClassDef,
+        ast.arg,
+        ast.Dict,
+        ast.Subscript,
+    )
+    for node in ctx.nodes(*kinds, ordered=False):
         if isinstance(node, ast.Name):
             names.add(node.id)
         elif isinstance(node, ast.Attribute):

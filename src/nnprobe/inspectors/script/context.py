@@ -67,37 +67,70 @@ class ScriptContext:
     # ------------------------------------------------------------------ indexing
 
     def _index(self) -> None:
+        """One iterative pre-order walk (source order; no recursion limit on deep expressions)."""
         module_scope = ScopeInfo(self.tree, None)
         self.scopes[self.tree] = module_scope
+        parents, by_type, calls = self.parents, self._by_type, self.calls
+        handlers = {
+            ast.FunctionDef: self._enter_function,
+            ast.AsyncFunctionDef: self._enter_function,
+            ast.Lambda: self._enter_function,
+            ast.ClassDef: self._enter_class,
+            ast.Import: self._bind_import,
+            ast.ImportFrom: self._bind_import,
+            ast.Assign: self._bind_statement,
+            ast.AnnAssign: self._bind_statement,
+            ast.AugAssign: self._bind_statement,
+            ast.For: self._bind_statement,
+            ast.AsyncFor: self._bind_statement,
+            ast.comprehension: self._bind_statement,
+            ast.withitem: self._bind_statement,
+            ast.NamedExpr: self._bind_statement,
+        }
         stack: list[tuple[ast.AST, ScopeInfo]] = [(self.tree, module_scope)]
         while stack:
             node, scope = stack.pop()
-            for child in ast.iter_child_nodes(node):
-                self.parents[child] = node
-                self._by_type.setdefault(type(child), []).append(child)
-                child_scope = scope
-                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-                    if not isinstance(child, ast.Lambda):
-                        scope.add(Binding(child.name, child, None, "def", scope.node))
-                        self.functions.setdefault(child.name, []).append(child)
-                        for decorator in child.decorator_list:
-                            self.parents[decorator] = child
-                    child_scope = ScopeInfo(child, scope)
-                    self.scopes[child] = child_scope
-                    self._bind_params(child, child_scope, scope)
-                elif isinstance(child, ast.ClassDef):
-                    scope.add(Binding(child.name, child, None, "class", scope.node))
-                    self.classes.setdefault(child.name, child)
-                    child_scope = ScopeInfo(child, scope)
-                    self.scopes[child] = child_scope
-                elif isinstance(child, ast.Import | ast.ImportFrom):
-                    self._bind_import(child, scope)
-                elif isinstance(child, ast.Call):
-                    self.calls.append(child)
-                else:
-                    self._bind_statement(child, scope)
-                stack.append((child, child_scope))
-        self.calls.sort(key=lambda c: (c.lineno, c.col_offset))
+            children: list[ast.AST] = []
+            for field_name in node._fields:
+                value = getattr(node, field_name, None)
+                if type(value) is list:
+                    children.extend(
+                        item for item in value if isinstance(item, ast.AST) and item._fields
+                    )
+                elif isinstance(value, ast.AST) and value._fields:
+                    children.append(value)
+            pending = []
+            for child in children:
+                parents[child] = node
+                kind = type(child)
+                bucket = by_type.get(kind)
+                if bucket is None:
+                    bucket = by_type[kind] = []
+                bucket.append(child)
+                if kind is ast.Call:
+                    calls.append(child)  # type: ignore[arg-type]
+                handler = handlers.get(kind)
+                child_scope = handler(child, scope) if handler is not None else None
+                pending.append((child, child_scope or scope))
+            stack.extend(reversed(pending))
+
+    def _enter_function(self, fn: ast.AST, scope: ScopeInfo) -> ScopeInfo:
+        assert isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+        if not isinstance(fn, ast.Lambda):
+            scope.add(Binding(fn.name, fn, None, "def", scope.node))
+            self.functions.setdefault(fn.name, []).append(fn)
+        inner = ScopeInfo(fn, scope)
+        self.scopes[fn] = inner
+        self._bind_params(fn, inner, scope)
+        return inner
+
+    def _enter_class(self, cls: ast.AST, scope: ScopeInfo) -> ScopeInfo:
+        assert isinstance(cls, ast.ClassDef)
+        scope.add(Binding(cls.name, cls, None, "class", scope.node))
+        self.classes.setdefault(cls.name, cls)
+        inner = ScopeInfo(cls, scope)
+        self.scopes[cls] = inner
+        return inner
 
     def _bind_params(
         self, fn: FunctionNode | ast.Lambda, scope: ScopeInfo, outer: ScopeInfo
@@ -114,7 +147,8 @@ class ScriptContext:
             if extra is not None:
                 scope.add(Binding(extra.arg, extra, None, "other", fn))
 
-    def _bind_import(self, node: ast.Import | ast.ImportFrom, scope: ScopeInfo) -> None:
+    def _bind_import(self, node: ast.AST, scope: ScopeInfo) -> None:
+        assert isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names:
             if isinstance(node, ast.Import):
                 if alias.asname:
@@ -287,14 +321,37 @@ class ScriptContext:
         ]
         return returns[0] if len(returns) == 1 else None
 
+    @cached_property
+    def _calls_by_name(self) -> dict[str, list[ast.Call]]:
+        index: dict[str, list[ast.Call]] = {}
+        for call in self.calls:
+            if isinstance(call.func, ast.Name):
+                index.setdefault(call.func.id, []).append(call)
+        return index
+
+    def call_sites(self, fn: FunctionNode) -> list[ast.Call] | None:
+        """Calls of a function (for `__init__`, constructions of its class) in this file; None
+        when its callers cannot be told apart (another method, a name defined twice)."""
+        owner = self.parent(fn)
+        if isinstance(owner, ast.ClassDef):
+            if fn.name != "__init__" or self.classes.get(owner.name) is not owner:
+                return None
+            target = owner.name
+        else:
+            if len(self.functions.get(fn.name, [])) != 1:
+                return None
+            target = fn.name
+        return list(self._calls_by_name.get(target, []))
+
     def call_name(self, call: ast.Call) -> str | None:
         return self.qualname(call.func)
 
-    def nodes(self, *types: type[ast.AST]) -> list[ast.AST]:
-        """Every node of the given exact AST types, in source order (indexed in the one walk, so
-        rules need not walk the whole tree again)."""
+    def nodes(self, *types: type[ast.AST], ordered: bool = True) -> list[ast.AST]:
+        """Every node of the given exact AST types (indexed in the one walk, so rules need not
+        walk the whole tree again); in source order unless `ordered` is False."""
         found = [n for t in types for n in self._by_type.get(t, ())]
-        found.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
+        if ordered and len(types) > 1:
+            found.sort(key=_position)
         return found
 
     def calls_to(self, *names: str) -> Iterator[tuple[ast.Call, str]]:
@@ -404,6 +461,10 @@ class ScriptContext:
         from nnprobe.inspectors.script.loops import LoopIndex
 
         return LoopIndex(self)
+
+
+def _position(node: ast.AST) -> tuple[int, int]:
+    return getattr(node, "lineno", 0), getattr(node, "col_offset", 0)
 
 
 def _line(node: ast.AST) -> int:

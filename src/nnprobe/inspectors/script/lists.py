@@ -18,8 +18,6 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nnprobe.inspectors.script.values import UNKNOWN
-
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.context import ScriptContext
 
@@ -35,87 +33,6 @@ _ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
 _MUTATORS = frozenset({"append", "extend", "add_module", "insert", "pop", "remove", "clear"})
 
 
-def parameter_value(ctx: ScriptContext, name: ast.Name) -> Any:
-    """The value of a function parameter as its callers pass it, or UNKNOWN.
-
-    Every call site in the file must agree (a call that leaves the argument out contributes the
-    default). With no call site in the file the default is used, as the rest of nnprobe does.
-    Names that are not parameters are evaluated as usual.
-    """
-    bindings = ctx.bindings(name.id, name)
-    if len(bindings) != 1 or bindings[0].kind != "param":
-        return ctx.value(name)
-    binding = bindings[0]
-    fn = binding.scope
-    if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-        return UNKNOWN
-    default = ctx.value(binding.value) if binding.value is not None else UNKNOWN
-    sites = _call_sites(ctx, fn)
-    if sites is None:
-        return UNKNOWN
-    if not sites:
-        return default
-    positional = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)]
-    offset = 1 if _is_method(ctx, fn) else 0
-    index = positional.index(name.id) - offset if name.id in positional else None
-    values = []
-    for call in sites:
-        if ctx.has_kwargs_splat(call):
-            return UNKNOWN
-        passed = ctx.argument(call, name.id, index if index is not None and index >= 0 else None)
-        values.append(ctx.value(passed) if passed is not None else default)
-    first = values[0]
-    if first is UNKNOWN or any(v is UNKNOWN or v != first for v in values[1:]):
-        return UNKNOWN
-    return first
-
-
-def _is_method(ctx: ScriptContext, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    return isinstance(ctx.parent(fn), ast.ClassDef)
-
-
-def _call_sites(
-    ctx: ScriptContext, fn: ast.FunctionDef | ast.AsyncFunctionDef
-) -> list[ast.Call] | None:
-    """Calls of a function (or, for `__init__`, constructions of its class); None when the
-    function's callers cannot be told apart (a method other than __init__, a reused name)."""
-    owner = ctx.parent(fn)
-    if isinstance(owner, ast.ClassDef):
-        if fn.name != "__init__" or ctx.classes.get(owner.name) is not owner:
-            return None
-        target = owner.name
-    else:
-        if len(ctx.functions.get(fn.name, [])) != 1:
-            return None
-        target = fn.name
-    return [c for c in ctx.calls if isinstance(c.func, ast.Name) and c.func.id == target]
-
-
-def static_value(ctx: ScriptContext, expr: ast.expr) -> Any:
-    """ctx.value, with function parameters read at their call sites (parameter_value)."""
-    if isinstance(expr, ast.Name):
-        return parameter_value(ctx, expr)
-    if isinstance(expr, ast.BinOp) and type(expr.op) in _ARITHMETIC:
-        left, right = static_value(ctx, expr.left), static_value(ctx, expr.right)
-        if _is_number(left) and _is_number(right):
-            try:
-                return _ARITHMETIC[type(expr.op)](left, right)
-            except ArithmeticError:
-                return UNKNOWN
-        return UNKNOWN
-    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
-        value = static_value(ctx, expr.operand)
-        return -value if _is_number(value) else UNKNOWN
-    for node in ast.walk(expr):
-        if isinstance(node, ast.Name):
-            bindings = ctx.bindings(node.id, node)
-            if len(bindings) == 1 and bindings[0].kind == "param":
-                value = parameter_value(ctx, node)
-                if value is UNKNOWN or value != ctx.value(node):
-                    return UNKNOWN
-    return ctx.value(expr)
-
-
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -126,7 +43,7 @@ def static_sequence(ctx: ScriptContext, expr: ast.expr) -> list[Any] | None:
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and not expr.keywords:
         func = expr.func.id
         if func == "range" and 1 <= len(expr.args) <= 3:
-            bounds = [static_value(ctx, a) for a in expr.args]
+            bounds = [ctx.value(a) for a in expr.args]
             if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
                 return None
             if bounds[-1] == 0 and len(bounds) == 3:
@@ -149,13 +66,13 @@ def static_sequence(ctx: ScriptContext, expr: ast.expr) -> list[Any] | None:
     if isinstance(expr, ast.Subscript) and isinstance(expr.slice, ast.Slice):
         base = static_sequence(ctx, expr.value)
         bounds = [
-            static_value(ctx, b) if b is not None else None
+            ctx.value(b) if b is not None else None
             for b in (expr.slice.lower, expr.slice.upper, expr.slice.step)
         ]
         if base is None or not all(b is None or isinstance(b, int) for b in bounds):
             return None
         return base[slice(*bounds)]
-    value = static_value(ctx, expr)
+    value = ctx.value(expr)
     if isinstance(value, list | tuple) and len(value) <= MAX_ITEMS:
         return list(value)
     return None

@@ -74,7 +74,7 @@ class LoopIndex:
     @cached_property
     def changes_lr_by_hand(self) -> bool:
         """`group["lr"] = ...` or `optimizer.param_groups[0]["lr"] *= ...` anywhere."""
-        for node in ast.walk(self.ctx.tree):
+        for node in self.ctx.nodes(ast.Assign, ast.AugAssign):
             targets: list[ast.expr] = []
             if isinstance(node, ast.Assign):
                 targets = node.targets

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nnprobe.inspectors.script.context import ScriptContext
+    from nnprobe.inspectors.script.context import Binding, ScriptContext
 
 
 class _Unknown:
@@ -53,6 +53,7 @@ class Evaluator:
     def __init__(self, ctx: ScriptContext) -> None:
         self.ctx = ctx
         self._argparse: dict[str, list[ast.Call]] | None = None
+        self._parameters: dict[tuple[ast.AST, str], Any] = {}
 
     def evaluate(self, expr: ast.expr, depth: int = 0) -> Any:
         if depth > _MAX_DEPTH:
@@ -110,10 +111,48 @@ class Evaluator:
     def _name(self, name: ast.Name, depth: int) -> Any:
         if name.id in ("True", "False", "None"):
             return {"True": True, "False": False, "None": None}[name.id]
+        bindings = self.ctx.bindings(name.id, name)
+        if len(bindings) == 1 and bindings[0].kind == "param":
+            return self._parameter(bindings[0], name.id, depth)
         value = self.ctx.definition(name)
         if value is None:
             return UNKNOWN
         return self.evaluate(value, depth)
+
+    def _parameter(self, binding: Binding, param: str, depth: int) -> Any:
+        """A parameter's value as the file's callers pass it: every call site must agree (one
+        that leaves it out contributes the default); with no call site, the default."""
+        fn = binding.scope
+        key = (fn, param)
+        if key in self._parameters:
+            return self._parameters[key]
+        self._parameters[key] = UNKNOWN  # recursion guard
+        default = self.evaluate(binding.value, depth) if binding.value is not None else UNKNOWN
+        result = default
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            result = UNKNOWN if binding.value is None else default
+        else:
+            sites = self.ctx.call_sites(fn)
+            if sites is None:
+                result = UNKNOWN
+            elif sites:
+                positional = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)]
+                offset = 1 if isinstance(self.ctx.parent(fn), ast.ClassDef) else 0
+                index = positional.index(param) - offset if param in positional else -1
+                values = []
+                for call in sites:
+                    if self.ctx.has_kwargs_splat(call):
+                        values.append(UNKNOWN)
+                        break
+                    passed = self.ctx.argument(call, param, index if index >= 0 else None)
+                    values.append(default if passed is None else self.evaluate(passed, depth))
+                first = values[0]
+                if first is UNKNOWN or any(v is UNKNOWN or v != first for v in values[1:]):
+                    result = UNKNOWN
+                else:
+                    result = first
+        self._parameters[key] = result
+        return result
 
     def _call(self, call: ast.Call, depth: int) -> Any:
         name = self.ctx.call_name(call)
