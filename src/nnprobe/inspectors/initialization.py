@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import math
-import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -657,15 +656,9 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-_INDEXES: weakref.WeakKeyDictionary[ScriptContext, InitIndex] = weakref.WeakKeyDictionary()
-
-
 def _index(ctx: ScriptContext) -> InitIndex:
     """One InitIndex per parsed script, shared by the three rules."""
-    index = _INDEXES.get(ctx)
-    if index is None:
-        index = _INDEXES[ctx] = InitIndex(ctx)
-    return index
+    return ctx.shared(InitIndex)
 
 
 @register

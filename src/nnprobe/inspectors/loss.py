@@ -12,7 +12,6 @@ other end; whenever a step of the path is not statically known, the rules stay s
 from __future__ import annotations
 
 import ast
-import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -168,13 +167,15 @@ def _statement(ctx: ScriptContext, node: ast.AST) -> ast.stmt | None:
 
 
 Slot = tuple[ast.AST, str, int]  # (parent, field, index): where a statement sits in its block
-_SLOTS: weakref.WeakKeyDictionary[ScriptContext, dict[ast.AST, Slot | None]] = (
-    weakref.WeakKeyDictionary()
-)
+
+
+def _new_slots(ctx: ScriptContext) -> dict[ast.AST, Slot | None]:
+    return {}
+
 
 
 def _slot(ctx: ScriptContext, stmt: ast.AST) -> Slot | None:
-    slots = _SLOTS.setdefault(ctx, {})
+    slots = ctx.shared(_new_slots)
     if stmt not in slots:
         parent = ctx.parent(stmt)
         for name in ("body", "orelse", "finalbody"):
@@ -765,15 +766,9 @@ class Analysis:
             yield self.tracer.trace_model(model.node)
 
 
-_ANALYSES: weakref.WeakKeyDictionary[ScriptContext, Analysis] = weakref.WeakKeyDictionary()
-
-
 def analysis(ctx: ScriptContext) -> Analysis:
     """One analysis per parsed script, shared by NP104-NP107."""
-    found = _ANALYSES.get(ctx)
-    if found is None:
-        found = _ANALYSES[ctx] = Analysis(ctx)
-    return found
+    return ctx.shared(Analysis)
 
 
 # ---------------------------------------------------------------------- fixes

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import bisect
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -55,26 +54,22 @@ def _inside(ctx: ScriptContext, node: ast.AST, container: ast.AST) -> bool:
     return node is container or any(a is container for a in ctx.ancestors(node))
 
 
-_USES: weakref.WeakKeyDictionary[ScriptContext, dict[str, list[ast.expr]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def _uses(ctx: ScriptContext) -> dict[str, list[ast.expr]]:
     """Names read anywhere and `self.<attr>` reads, by name, indexed once per script."""
-    index = _USES.get(ctx)
-    if index is None:
-        index = {}
-        for node in ctx.nodes(ast.Name, ast.Attribute):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                index.setdefault(node.id, []).append(node)
-            elif (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.value, ast.Name)
-                and node.value.id == "self"
-            ):
-                index.setdefault(node.attr, []).append(node)
-        _USES[ctx] = index
+    return ctx.shared(_index_uses)
+
+
+def _index_uses(ctx: ScriptContext) -> dict[str, list[ast.expr]]:
+    index: dict[str, list[ast.expr]] = {}
+    for node in ctx.nodes(ast.Name, ast.Attribute):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            index.setdefault(node.id, []).append(node)
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
+            index.setdefault(node.attr, []).append(node)
     return index
 
 
@@ -122,14 +117,8 @@ class _Spans:
         return self.nodes[bisect.bisect_left(self.keys, start) : bisect.bisect_left(self.keys, end)]
 
 
-_SPANS: weakref.WeakKeyDictionary[ScriptContext, _Spans] = weakref.WeakKeyDictionary()
-
-
 def _spans(ctx: ScriptContext) -> _Spans:
-    spans = _SPANS.get(ctx)
-    if spans is None:
-        spans = _SPANS[ctx] = _Spans(ctx)
-    return spans
+    return ctx.shared(_Spans)
 
 
 def reachable(ctx: ScriptContext, root: ast.AST) -> list[ast.AST]:
@@ -584,14 +573,13 @@ def is_model_call(ctx: ScriptContext, call: ast.Call) -> bool:
     return bool(tokens) and (tokens[-1] in _MODEL_TOKENS or identifier.lower().endswith("net"))
 
 
-_EVAL_DATA: weakref.WeakKeyDictionary[ScriptContext, dict[ast.AST, bool]] = (
-    weakref.WeakKeyDictionary()
-)
+def _new_eval_data_cache(ctx: ScriptContext) -> dict[ast.AST, bool]:
+    return {}
 
 
 def _eval_data(ctx: ScriptContext, expr: ast.AST) -> bool:
     """Whether an expression names evaluation data (`val_loader`, `X_test`, `loaders["val"]`)."""
-    cache = _EVAL_DATA.setdefault(ctx, {})
+    cache = ctx.shared(_new_eval_data_cache)
     if expr not in cache:
         cache[expr] = bool(_data_tokens(ctx, expr) & _EVAL_DATA_TOKENS)
     return cache[expr]
@@ -739,20 +727,16 @@ def _mode_call(ctx: ScriptContext, node: ast.AST) -> str | None:
     return None
 
 
-_CALLS_BY_SCOPE: weakref.WeakKeyDictionary[ScriptContext, dict[ast.AST, list[ast.Call]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def _direct_calls(ctx: ScriptContext, scope: ast.AST) -> list[ast.Call]:
     """The calls made by a function's own body (or the module's), grouped once per script."""
-    groups = _CALLS_BY_SCOPE.get(ctx)
-    if groups is None:
-        groups = {}
-        for call in ctx.calls:
-            groups.setdefault(ctx.enclosing_function(call) or ctx.tree, []).append(call)
-        _CALLS_BY_SCOPE[ctx] = groups
-    return groups.get(scope, [])
+    return ctx.shared(_calls_by_scope).get(scope, [])
+
+
+def _calls_by_scope(ctx: ScriptContext) -> dict[ast.AST, list[ast.Call]]:
+    groups: dict[ast.AST, list[ast.Call]] = {}
+    for call in ctx.calls:
+        groups.setdefault(ctx.enclosing_function(call) or ctx.tree, []).append(call)
+    return groups
 
 
 def _mode_before(

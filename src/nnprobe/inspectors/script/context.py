@@ -7,10 +7,10 @@ the heavier views (models, training loops) are built on first use and shared by 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nnprobe.core.finding import Edit, Position, Range
 from nnprobe.core.lines import split_lines
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from nnprobe.inspectors.script.loops import LoopIndex
     from nnprobe.inspectors.script.models import ModelIndex
 
+T = TypeVar("T")
 Scope = ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -61,6 +62,7 @@ class ScriptContext:
         self.scopes: dict[ast.AST, ScopeInfo] = {}
         self._qualnames: dict[ast.AST, str | None] = {}
         self._by_type: dict[type[ast.AST], list[ast.AST]] = {}
+        self._shared: dict[Callable[[ScriptContext], object], object] = {}
         self._index()
         self.evaluator = Evaluator(self)
 
@@ -354,6 +356,15 @@ class ScriptContext:
             found.sort(key=_position)
         return found
 
+    def shared(self, factory: Callable[[ScriptContext], T]) -> T:
+        """The one value per script that `factory` builds (a rule family's index or cache),
+        so rules of one family share work without module-level caches."""
+        try:
+            return self._shared[factory]  # type: ignore[return-value]
+        except KeyError:
+            value = self._shared[factory] = factory(self)
+            return value
+
     def calls_to(self, *names: str) -> Iterator[tuple[ast.Call, str]]:
         """Calls whose callee resolves to one of `names` (exact qualified names)."""
         wanted = set(names)
@@ -368,7 +379,7 @@ class ScriptContext:
 
     # ------------------------------------------------------------------ values
 
-    def value(self, expr: ast.expr | None) -> object:
+    def value(self, expr: ast.expr | None) -> Any:
         """The statically known value of expr, or UNKNOWN."""
         if expr is None:
             return UNKNOWN
