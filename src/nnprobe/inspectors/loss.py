@@ -704,14 +704,16 @@ class Analysis:
         for call in ctx.calls:
             if ctx.has_kwargs_splat(call):
                 continue
+            # Every loss nnprobe knows takes (input, target): single-argument calls are skipped
+            # before the costlier question of what the callee is.
+            source = ctx.argument(call, "input", 0)
+            target = ctx.argument(call, "target", 1)
+            if source is None or target is None:
+                continue
             loss = self._loss_of(call)
             if loss is None:
                 continue
             kind, label, ctor = loss
-            source = ctx.argument(call, "input", 0)
-            if source is None:
-                continue
-            target = ctx.argument(call, "target", 1)
             yield LossUse(call, kind, label, ctor, source, target, self.tracer.trace(source))
 
     def _loss_of(self, call: ast.Call) -> tuple[str, str, ast.Call | None] | None:
