@@ -365,13 +365,20 @@ class ScriptContext:
             value = self._shared[factory] = factory(self)
             return value
 
-    def calls_to(self, *names: str) -> Iterator[tuple[ast.Call, str]]:
-        """Calls whose callee resolves to one of `names` (exact qualified names)."""
-        wanted = set(names)
+    @cached_property
+    def _calls_by_qualname(self) -> dict[str, list[ast.Call]]:
+        index: dict[str, list[ast.Call]] = {}
         for call in self.calls:
             name = self.call_name(call)
-            if name in wanted:
-                yield call, name
+            if name is not None:
+                index.setdefault(name, []).append(call)
+        return index
+
+    def calls_to(self, *names: str) -> Iterator[tuple[ast.Call, str]]:
+        """Calls whose callee resolves to one of `names` (exact qualified names), in order."""
+        found = [(c, n) for n in set(names) for c in self._calls_by_qualname.get(n, ())]
+        found.sort(key=lambda pair: _position(pair[0]))
+        yield from found
 
     @cached_property
     def imports_torch(self) -> bool:
