@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", help="settings file (default: searched upward)"
     )
     inspect.add_argument("--no-color", action="store_true", help="never colour the text output")
+    inspect.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load checkpoints that need arbitrary unpickling (this runs code: trusted files only)",
+    )
     inspect.set_defaults(handler=_inspect)
 
     rules = commands.add_parser("rules", help="list every rule")
@@ -158,11 +163,14 @@ def _selectors(values: list[str] | None, flag: str) -> list[str] | None:
 
 def _config(args: argparse.Namespace) -> Config:
     config = load_config(Path(args.config)) if args.config else load_config(start=Path.cwd())
-    return config.with_overrides(
+    config = config.with_overrides(
         select=_selectors(args.select, "--select"),
         extend_select=_selectors(args.extend_select, "--extend-select"),
         ignore=_selectors(args.ignore, "--ignore"),
     )
+    if getattr(args, "allow_pickle", False):
+        config.allow_pickle = True
+    return config
 
 
 def _use_color(args: argparse.Namespace, stream: TextIO) -> bool:

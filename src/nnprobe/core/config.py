@@ -26,6 +26,7 @@ _KEYS = {
     "rules": "per-rule thresholds, e.g. [tool.nnprobe.rules.NP101] sgd-max = 0.05",
     "exclude": "glob patterns of paths not to inspect",
     "per-file-ignores": "glob pattern -> codes to ignore in matching files",
+    "allow-pickle": "load checkpoints that need arbitrary unpickling (only for files you trust)",
 }
 
 
@@ -41,6 +42,7 @@ class Config:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
     per_file_ignores: dict[str, set[str]] = field(default_factory=dict)
+    allow_pickle: bool = False
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None
 
@@ -222,6 +224,11 @@ def parse_config(
         if not isinstance(exclude, list) or not all(isinstance(v, str) for v in exclude):
             raise fail(f"{key('exclude')} must be a list of glob patterns")
         config.exclude = list(exclude)
+
+    if "allow-pickle" in table:
+        if not isinstance(table["allow-pickle"], bool):
+            raise fail(f"{key('allow-pickle')} must be true or false")
+        config.allow_pickle = table["allow-pickle"]
 
     for pattern, ignored in _table(table, "per-file-ignores", key, fail).items():
         if not isinstance(ignored, list) or not all(isinstance(v, str) for v in ignored):

@@ -11,7 +11,10 @@ from nnprobe.inspectors import (
     regularization,  # noqa: F401
     serialization,  # noqa: F401
     training_loop,  # noqa: F401
+    weights,  # noqa: F401
 )
+from nnprobe.inspectors.checkpoint import CHECKPOINT_SUFFIXES, check_checkpoint
 from nnprobe.inspectors.script.handler import check_script
 
 register_handler([".py"], check_script)
+register_handler(CHECKPOINT_SUFFIXES, check_checkpoint)

@@ -53,6 +53,172 @@ class LoadFailed(InspectionRule):
 
 
 @register
+class UnsafePickleRefused(InspectionRule):
+    """
+    ## What it does
+    Reports a checkpoint that can only be loaded by unpickling arbitrary Python objects: a whole
+    model saved with `torch.save(model)`, or a bundle holding custom classes (an
+    `argparse.Namespace` of hyperparameters, numpy scalars in old checkpoints). nnprobe reads
+    checkpoints with `torch.load(weights_only=True)`, which only rebuilds tensors and plain
+    containers, and refuses the rest unless you opt in.
+
+    TorchScript archives (`torch.jit.save`) are loaded with `torch.jit.load`: that runs the
+    archive's TorchScript code, a restricted language without access to Python, not pickle.
+
+    ## Why is this bad?
+    Unpickling runs whatever code the file names: loading an untrusted checkpoint is running an
+    untrusted program (PyTorch made `weights_only=True` the default in 2.6 for this reason). A
+    pickled model also breaks as soon as its class moves or is renamed, and cannot be loaded
+    without the training code.
+
+    ## Example
+    ```text
+    runs/model.pt:1:1: NP902 [error] refused to unpickle: this file holds a whole pickled model
+    (__main__.Net), and unpickling it can run arbitrary code. Save the weights instead, ...
+    ```
+
+    ## How to fix
+    Save the state_dict, `torch.save(model.state_dict(), "model.pt")`, and rebuild the model from
+    code before `model.load_state_dict(torch.load("model.pt", weights_only=True))`; or use
+    safetensors. Keep hyperparameters as plain dicts, numbers and strings. If you trust the file,
+    opt in with `nnprobe inspect --allow-pickle` or `allow-pickle = true` under `[tool.nnprobe]`.
+    A config file is part of the repository it sits in: do not run nnprobe with a config that
+    sets `allow-pickle` on checkouts you do not trust (pull requests from forks in CI).
+
+    ## Options
+    None.
+
+    ## References
+    - PyTorch documentation, torch.load and weights_only
+    - PyTorch documentation, Saving and Loading Models
+    - Python documentation, pickle (the warning at the top)
+    """
+
+    code = "NP902"
+    name = "unsafe-pickle-refused"
+    message = "refused to unpickle: {reason}"
+    severity = Severity.ERROR
+
+
+@register
+class ExportFallback(InspectionRule):
+    """
+    ## What it does
+    Reports that a model could not be exported to ONNX faithfully, so its activations (NP3xx) were
+    measured with eager PyTorch forward hooks instead. The message says why export failed: an
+    operator the exporters do not support, a forward whose control flow depends on the data (one
+    trace would describe only one branch), or a graph that disagreed with the eager forward.
+
+    ## Why is this bad?
+    The findings are still valid, but the eager probe is slower, sees only module outputs (a
+    functional `F.relu` inside a forward has no hook), and is redone in full for every checkpoint
+    instead of re-binding weights to a cached graph.
+
+    ## Example
+    ```text
+    runs/ckpt_3.pt:1:1: NP903 [info] ONNX export failed (torchscript exporter: the forward has
+    data-dependent control flow ...); activations were measured with eager forward hooks instead
+    ```
+
+    ## How to fix
+    Nothing is required. To get the faster probe, make the forward traceable: replace `if
+    x.sum() > 0:` on tensor values with `torch.where`, or move data-dependent branches out of the
+    model. `--ignore NP903` hides the notice.
+
+    ## Options
+    None.
+
+    ## References
+    - PyTorch documentation, `torch.onnx.export` (TorchScript-based and torch.export-based
+      exporters, tracing limitations)
+    """
+
+    code = "NP903"
+    name = "export-fallback"
+    message = (
+        "ONNX export failed ({reason}); activations were measured with eager forward hooks instead"
+    )
+    severity = Severity.INFO
+
+
+@register
+class ProbeTimeout(InspectionRule):
+    """
+    ## What it does
+    Reports a probe (activations or gradients on a probe batch) that exceeded its time or memory
+    budget and was stopped. Weight findings for the file are still reported.
+
+    ## Why is this bad?
+    The activation and gradient findings for that file are missing.
+
+    ## Example
+    ```text
+    runs/big.pt:1:1: NP904 [warning] the probe exceeded its 60 s budget and was stopped
+    ```
+
+    ## How to fix
+    Probe fewer inputs (`--probe-batch`), give the probe more time or memory, or inspect weights
+    only with `--no-probe`.
+
+    ## Options
+    None.
+
+    ## References
+    - nnprobe documentation, probe inputs and budgets
+    """
+
+    code = "NP904"
+    name = "probe-timeout"
+    message = "the probe was stopped: {reason}"
+    severity = Severity.WARNING
+
+
+@register
+class ModelUnresolved(InspectionRule):
+    """
+    ## What it does
+    Reports a state_dict checkpoint for which no model factory could be found, so only its weights
+    were checked (NP2xx) and no activation or gradient probe ran. A factory is found from
+    `--model`, from `[tool.nnprobe.models]`, or statically from the training script that saves the
+    checkpoint and the nn.Module it builds.
+
+    ## Why is this bad?
+    A state_dict holds weights, not the architecture: without the code that builds the model,
+    nnprobe cannot run it, and dead ReLUs, saturated units and vanishing gradients (NP3xx, NP4xx)
+    go unseen.
+
+    ## Example
+    ```text
+    runs/ckpt_3.pt:1:1: NP905 [info] no model factory found for this state_dict; pass
+    --model train.py:Net or configure [tool.nnprobe.models]
+    ```
+
+    ## How to fix
+    Name the factory: `nnprobe inspect runs/ --model train.py:Net` (every checkpoint), `--model
+    'runs/*.pt=train.py:Net'` (by glob), or in pyproject.toml:
+
+    ```toml
+    [tool.nnprobe.models]
+    "runs/*.pt" = "train.py:Net"
+    ```
+
+    A factory is a class or function that takes no arguments (or only static ones) and returns
+    the nn.Module. Exporting the model to ONNX also works: `.onnx` files need no factory.
+
+    ## Options
+    None.
+
+    ## References
+    - PyTorch documentation, Saving and Loading Models
+    """
+
+    code = "NP905"
+    name = "model-unresolved"
+    message = "no model factory found for this state_dict: {reason}"
+    severity = Severity.INFO
+
+
+@register
 class SyntaxErrorRule(InspectionRule):
     """
     ## What it does

@@ -1,0 +1,443 @@
+"""Opens the model files users actually have, without ever running code they contain.
+
+| file | read with | needs |
+|---|---|---|
+| `.onnx` | `onnx.load` (initializers, graph) | onnx, numpy |
+| `.safetensors` | safetensors' numpy API | safetensors, numpy |
+| `.pt/.pth/.ckpt/.bin` state_dicts and bundles | `torch.load(weights_only=True)` | torch |
+| TorchScript archives | `torch.jit.load` | torch |
+| full pickled models | refused (NP902) unless `allow_pickle` | torch |
+
+The format is recognised from the file's first bytes, not its name (a `.ckpt` may be TorchScript,
+a `.bin` a safetensors file). `torch.jit.load` deserialises TorchScript: it runs the archive's
+TorchScript code, but that is a restricted language with no access to Python, unlike pickle; it is
+allowed, and said so in the NP902 page. Every failure is a `LoadError` whose code is the finding to
+report (NP901 unreadable, NP902 refused pickle) and whose message says why in a user's words.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from nnprobe.probe.layers import FileStructure, Layer, infer_layers, module_structure
+from nnprobe.probe.state_dicts import (
+    EPOCH_KEYS,
+    STEP_KEYS,
+    NotWeights,
+    bundle_metadata,
+    find_state_dict,
+    strip_wrappers,
+    to_numpy,
+)
+
+Kind = Literal["onnx", "state_dict", "safetensors", "torchscript", "pickled-model"]
+INSTALL_HINT = "pip install 'nnprobe[probe]'"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_GLOBAL = re.compile(r"(?:GLOBAL|Unsupported class) ([\w.]+)")
+# safetensors dtype codes by the names torch gives them, so every loader reports the same names.
+_SAFETENSORS_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+
+
+class LoadError(Exception):
+    """Why a file could not be loaded. `code` is the NP9xx finding to report; `not_weights` marks
+    files that are readable but hold no model (probe data, unrelated binaries), which a directory
+    walk skips rather than reports."""
+
+    def __init__(self, code: str, message: str, *, not_weights: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.not_weights = not_weights
+
+
+@dataclass
+class Checkpoint:
+    """Weights and what is known about them.
+
+    `tensors` holds the floating parameters and buffers by module path (PyTorch layout; float32,
+    float64 kept; half precision widened, its original dtype in `dtypes`); `other` the non-floating
+    ones (`num_batches_tracked`). `metadata` holds what was saved beside the weights: `epoch`,
+    `step`, `global_step`, optimizer settings `lr`, `momentum`, `weight_decay`, `betas`, and for
+    ONNX the producer. `model` is the onnx.ModelProto, the TorchScript module or the unpickled
+    nn.Module. `container` is the bundle key the state_dict sat under, `prefix` the wrapper prefix
+    stripped from every name ("model.").
+    """
+
+    path: Path
+    kind: Kind
+    tensors: dict[str, np.ndarray]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    dtypes: dict[str, str] = field(default_factory=dict)
+    other: dict[str, np.ndarray] = field(default_factory=dict)
+    model: Any = None
+    structure: FileStructure = field(default_factory=FileStructure)
+    container: str | None = None
+    prefix: str = ""
+    display: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.display:
+            self.display = self.path.as_posix()
+
+    @property
+    def step(self) -> int | None:
+        """The optimizer step the weights were saved at, when the file says."""
+        for key in STEP_KEYS:
+            value = self.metadata.get(key)
+            if isinstance(value, int):
+                return value
+        return None
+
+    @property
+    def epoch(self) -> int | None:
+        for key in EPOCH_KEYS:
+            value = self.metadata.get(key)
+            if isinstance(value, int):
+                return value
+        return None
+
+    @property
+    def at_init(self) -> bool | None:
+        """True at step 0, False after it, None when the file does not say. Epoch 0 alone does not
+        count: many scripts save their first epoch's end as epoch 0."""
+        step = self.step
+        return None if step is None else step == 0
+
+    def layers(self, activation_hints: dict[str, str] | None = None) -> list[Layer]:
+        return infer_layers(self, activation_hints)
+
+
+def load_checkpoint(path: Path | str, allow_pickle: bool = False) -> Checkpoint:
+    """The weights in `path`. Raises LoadError (NP901 unreadable, NP902 refused pickle)."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise LoadError("NP901", "not a regular file")
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError as exc:
+        raise LoadError("NP901", f"cannot read: {exc.strerror or exc}") from None
+    if size == 0:
+        raise LoadError("NP901", "empty file (0 bytes)")
+    if head.startswith(_ZIP_MAGIC):
+        return _load_zip(path, allow_pickle)
+    if _looks_like_safetensors(head, size):
+        return _load_safetensors(path)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return _load_torch(path, allow_pickle, zipped=False)
+    if path.suffix.lower() == ".onnx":
+        return _load_onnx(path)
+    if path.suffix.lower() == ".safetensors":
+        raise LoadError("NP901", "not a safetensors file (its 8-byte header length is invalid)")
+    raise LoadError(
+        "NP901",
+        "not a PyTorch checkpoint, safetensors or ONNX file "
+        f"(unrecognised first bytes {head[:8].hex(' ')})",
+        not_weights=path.suffix.lower() == ".bin",
+    )
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    if len(head) < 10:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return 2 <= length <= size - 8 and head[8:9] == b"{"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise LoadError(
+            "NP901",
+            f"reading PyTorch checkpoints needs PyTorch, which is not installed: {INSTALL_HINT}",
+        ) from None
+    return torch
+
+
+def _load_zip(path: Path, allow_pickle: bool) -> Checkpoint:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        raise LoadError(
+            "NP901",
+            "truncated or corrupt zip archive (no end-of-archive record): the file was cut off, "
+            "or is still being written",
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise LoadError("NP901", f"unreadable zip archive: {_first_line(exc)}") from None
+    if any("/code/" in n or n.endswith("/constants.pkl") for n in names):
+        return _load_torchscript(path)
+    if any(n.endswith("data.pkl") for n in names):
+        return _load_torch(path, allow_pickle, zipped=True)
+    raise LoadError(
+        "NP901",
+        "a zip archive, but not one that torch.save or TorchScript writes (it has no data.pkl)",
+        not_weights=True,
+    )
+
+
+def _load_torch(path: Path, allow_pickle: bool, zipped: bool) -> Checkpoint:
+    torch = _import_torch()
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+    except pickle.UnpicklingError as exc:
+        match = _GLOBAL.search(str(exc))
+        if match is None:
+            raise LoadError("NP901", f"corrupt pickle data ({_last_line(exc)})") from None
+        if not allow_pickle:
+            raise LoadError("NP902", refusal_message(match.group(1))) from None
+        obj = _load_pickled(torch, path)
+    except LoadError:
+        raise
+    except Exception as exc:
+        raise LoadError("NP901", f"torch.load failed: {_first_line(exc)}") from None
+    return _from_object(torch, path, obj)
+
+
+def _last_line(exc: BaseException) -> str:
+    match = re.search(r"WeightsUnpickler error: (.*?)(?:\n\n|$)", str(exc), re.S)
+    return " ".join(match.group(1).split()) if match else _first_line(exc)
+
+
+def refusal_message(global_name: str) -> str:
+    what = (
+        f"a whole pickled model ({global_name})"
+        if global_name.rsplit(".", 1)[-1][:1].isupper()
+        else f"a pickled Python object ({global_name})"
+    )
+    return (
+        f"refused to unpickle: this file holds {what}, and unpickling it can run arbitrary code. "
+        "Save the weights instead, torch.save(model.state_dict(), path), or, if you trust this "
+        "file, opt in with --allow-pickle (config: allow-pickle = true)"
+    )
+
+
+def _load_pickled(torch: Any, path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (AttributeError, ModuleNotFoundError, ImportError) as exc:
+        raise LoadError(
+            "NP901",
+            f"the pickled model needs code that is not importable here ({_first_line(exc)}); "
+            "save model.state_dict() instead, so no class needs to be found",
+        ) from None
+    except Exception as exc:
+        raise LoadError("NP901", f"torch.load failed: {_first_line(exc)}") from None
+
+
+def _from_object(torch: Any, path: Path, obj: Any) -> Checkpoint:
+    try:
+        state, container = find_state_dict(obj)
+    except NotWeights as exc:
+        raise LoadError("NP901", str(exc), not_weights=exc.data_like) from None
+    live = obj if isinstance(obj, torch.nn.Module) else None
+    if live is None and container is not None and isinstance(obj, dict):
+        candidate = obj.get(container.split(".")[0])
+        live = candidate if isinstance(candidate, torch.nn.Module) else None
+    checkpoint = _from_state_dict(path, "state_dict" if live is None else "pickled-model", state)
+    checkpoint.container = container
+    checkpoint.metadata.update(bundle_metadata(obj))
+    if live is not None:
+        checkpoint.model = live
+        checkpoint.structure = _strip_structure(module_structure(live), checkpoint.prefix)
+    return checkpoint
+
+
+def _from_state_dict(path: Path, kind: Kind, state: Any) -> Checkpoint:
+    prefix = strip_wrappers([k for k in state if isinstance(k, str)])
+    tensors: dict[str, np.ndarray] = {}
+    other: dict[str, np.ndarray] = {}
+    dtypes: dict[str, str] = {}
+    for key, value in state.items():
+        if not hasattr(value, "dtype"):
+            continue
+        name = key[len(prefix) :]
+        array, dtype = to_numpy(value)
+        dtypes[name] = dtype
+        if array is None:
+            continue
+        (tensors if array.dtype.kind == "f" else other)[name] = array
+    if not tensors and not other:
+        raise LoadError("NP901", "the state_dict holds no tensors")
+    return Checkpoint(path, kind, tensors, dtypes=dtypes, other=other, prefix=prefix)
+
+
+def _strip_structure(structure: FileStructure, prefix: str) -> FileStructure:
+    """Module paths of a live module relative to the stripped wrapper prefix."""
+    if not prefix:
+        return structure
+    base = prefix.rstrip(".")
+
+    def rel(path: str) -> str | None:
+        if path == base:
+            return ""
+        return path[len(prefix) :] if path.startswith(prefix) else None
+
+    out = FileStructure()
+    for path, kind in structure.kinds.items():
+        if (r := rel(path)) is not None:
+            out.kinds[r] = kind
+    for path, activation in structure.activations.items():
+        if (r := rel(path)) is not None:
+            out.activations[r] = activation
+    out.normalized = {r for p in structure.normalized if (r := rel(p)) is not None}
+    return out
+
+
+def _load_torchscript(path: Path) -> Checkpoint:
+    torch = _import_torch()
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise LoadError("NP901", f"torch.jit.load failed: {_first_line(exc)}") from None
+    checkpoint = _from_state_dict(path, "torchscript", module.state_dict())
+    checkpoint.model = module
+    checkpoint.structure = _strip_structure(module_structure(module), checkpoint.prefix)
+    return checkpoint
+
+
+def _load_safetensors(path: Path) -> Checkpoint:
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise LoadError(
+            "NP901", f"reading .safetensors needs the safetensors package: {INSTALL_HINT}"
+        ) from None
+    tensors: dict[str, np.ndarray] = {}
+    other: dict[str, np.ndarray] = {}
+    dtypes: dict[str, str] = {}
+    try:
+        header = _safetensors_header(path)
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            for name in handle.keys():  # noqa: SIM118 - safe_open is not a Mapping
+                dtype = str(header.get(name, {}).get("dtype", ""))
+                if dtype == "BF16":
+                    array = _bfloat16(path, header, name)
+                else:
+                    array = handle.get_tensor(name)
+                dtypes[name] = _SAFETENSORS_DTYPES.get(dtype, dtype.lower() or str(array.dtype))
+                if array.dtype.kind == "f" and array.dtype not in (np.float32, np.float64):
+                    array = array.astype(np.float32)
+                (tensors if array.dtype.kind == "f" else other)[name] = array
+    except LoadError:
+        raise
+    except Exception as exc:
+        raise LoadError("NP901", f"cannot read the safetensors file: {_first_line(exc)}") from None
+    if not tensors and not other:
+        raise LoadError("NP901", "the safetensors file holds no tensors")
+    checkpoint = _from_arrays(path, tensors, other, dtypes)
+    checkpoint.metadata.update(_string_metadata(metadata))
+    return checkpoint
+
+
+def _safetensors_header(path: Path) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+    header["__offset__"] = 8 + length
+    return dict(header)
+
+
+def _bfloat16(path: Path, header: dict[str, Any], name: str) -> np.ndarray:
+    """bfloat16 is the top half of a float32; numpy has no bfloat16, so widen the raw bits."""
+    entry = header[name]
+    start, end = entry["data_offsets"]
+    with path.open("rb") as handle:
+        handle.seek(int(header["__offset__"]) + int(start))
+        raw = np.frombuffer(handle.read(int(end) - int(start)), dtype="<u2")
+    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(entry["shape"])
+
+
+def _from_arrays(
+    path: Path, tensors: dict[str, np.ndarray], other: dict[str, np.ndarray], dtypes: dict[str, str]
+) -> Checkpoint:
+    prefix = strip_wrappers(list(tensors) + list(other))
+    cut = len(prefix)
+    return Checkpoint(
+        path,
+        "safetensors",
+        {k[cut:]: v for k, v in tensors.items()},
+        dtypes={k[cut:]: v for k, v in dtypes.items()},
+        other={k[cut:]: v for k, v in other.items()},
+        prefix=prefix,
+    )
+
+
+def _string_metadata(metadata: dict[str, str]) -> dict[str, Any]:
+    """safetensors' string metadata, with step and epoch counters as numbers."""
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if key in (*STEP_KEYS, *EPOCH_KEYS) and value.strip().isdigit():
+            out[key] = int(value)
+    if metadata:
+        out["file_metadata"] = dict(metadata)
+    return out
+
+
+def _load_onnx(path: Path) -> Checkpoint:
+    try:
+        import onnx
+    except ImportError:
+        raise LoadError(
+            "NP901", f"reading ONNX models needs the onnx package: {INSTALL_HINT}"
+        ) from None
+    from nnprobe.probe.onnx_weights import read_weights
+
+    try:
+        model = onnx.load(str(path), load_external_data=True)
+    except Exception as exc:
+        raise LoadError(
+            "NP901", f"not an ONNX protobuf, or a truncated one ({_first_line(exc)})"
+        ) from None
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
+        raise LoadError("NP901", "not an ONNX model: the file holds no graph")
+    try:
+        weights = read_weights(model)
+    except Exception as exc:
+        raise LoadError("NP901", f"cannot read the ONNX weights: {_first_line(exc)}") from None
+    checkpoint = Checkpoint(
+        path,
+        "onnx",
+        weights.tensors,
+        dtypes=weights.dtypes,
+        other=weights.other,
+        model=model,
+        structure=weights.structure,
+    )
+    producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
+    if producer:
+        checkpoint.metadata["producer"] = producer
+    props = {p.key: p.value for p in model.metadata_props}
+    checkpoint.metadata.update(_string_metadata(props))
+    return checkpoint
