@@ -2,6 +2,7 @@
 
 from nnprobe.core.engine import register_handler
 from nnprobe.inspectors import (
+    activations,  # noqa: F401
     architecture,  # noqa: F401
     data,  # noqa: F401
     initialization,  # noqa: F401

@@ -1,0 +1,333 @@
+"""Probe engine benchmark: the ONNX Runtime probe against eager PyTorch, side by side in one run.
+
+For an MLP, a small CNN, a ResNet-18-shaped net (plain torch.nn), an LSTM and a small transformer
+encoder, at batch 64, it measures (a) a plain eager forward, (b) the eager fallback probe (forward
+hooks on every layer, collecting the statistics), (c) the ONNX Runtime probe (every intermediate
+exposed, same statistics); then the one-off costs: export, session creation, a first inspection with
+an empty cache, and a second checkpoint of the same architecture (cache hit, weights re-bound);
+the peak RSS rise of a probe at 64 and at 256 inputs (sub-batch 64); and the share of this machine's
+measured matmul GFLOP/s the ONNX Runtime probe reaches. A second table compares ONNX Runtime's
+graph optimisation levels with every output kept.
+
+    python bench/probe_bench.py [--repeat 5] [--write bench/RESULTS-probe.md] [--quick]
+
+Ratios are what to read; absolute times depend on the machine (printed in the header).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from nnprobe.probe import ProbeInputs, ProbeOptions, probe_module  # noqa: E402
+from nnprobe.probe.export import bind_weights, export_module  # noqa: E402
+from nnprobe.probe.graph import build_graph  # noqa: E402
+from nnprobe.probe.hooks import eager_probe  # noqa: E402
+from nnprobe.probe.modules import module_kinds  # noqa: E402
+from nnprobe.probe.runner import OPT_LEVELS, make_session, run_probe  # noqa: E402
+
+BATCH = 64
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class ResNet18(nn.Module):
+    """torchvision's resnet18 layout ([2, 2, 2, 2] basic blocks, 64-512 channels), in plain nn."""
+
+    def __init__(self, classes: int = 1000, width: int = 64) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        layers = []
+        cin = width
+        for i, cout in enumerate([width, width * 2, width * 4, width * 8]):
+            stride = 1 if i == 0 else 2
+            layers.append(nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
+            cin = cout
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(nn.Linear(64 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class LSTMNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(64, 256, num_layers=2, batch_first=True)
+        self.head = nn.Linear(256, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(64, 128)
+        layer = nn.TransformerEncoderLayer(128, 4, 512, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.proj(x)).mean(dim=1))
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
+    )
+
+
+def models(quick: bool) -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...]]]:
+    if quick:
+        return [
+            ("MLP", lambda: nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4)), (32,)),
+            ("ResNet-18 shape (width 8)", lambda: ResNet18(10, width=8), (3, 32, 32)),
+        ]
+    return [
+        ("MLP 784-512-512-10", mlp, (784,)),
+        ("small CNN 3x32x32", SmallCNN, (3, 32, 32)),
+        ("ResNet-18 shape 3x64x64", ResNet18, (3, 64, 64)),
+        ("LSTM 2x256, 32 steps", LSTMNet, (32, 64)),
+        ("transformer enc. 2x128, 32 tokens", Encoder, (32, 64)),
+    ]
+
+
+def count_flops(model: nn.Module, x: torch.Tensor) -> float:
+    """Multiply-adds x2 of the Linear, Conv and recurrent layers (attention products ignored)."""
+    total = 0.0
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        nonlocal total
+        out = output[0] if isinstance(output, tuple) else output
+        if isinstance(module, nn.Linear):
+            total += 2.0 * module.in_features * out.numel()
+        elif isinstance(module, nn.Conv2d):
+            per = (
+                module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            )
+            total += 2.0 * per * out.numel()
+        elif isinstance(module, nn.LSTM):
+            steps, batch = x.shape[1], x.shape[0]
+            h, i = module.hidden_size, module.input_size
+            for layer in range(module.num_layers):
+                width = i if layer == 0 else h
+                total += 2.0 * 4 * h * (width + h) * steps * batch
+        elif isinstance(module, nn.MultiheadAttention):
+            tokens = x.shape[0] * x.shape[1]
+            total += 2.0 * 4 * module.embed_dim * module.embed_dim * tokens
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def matmul_gflops() -> float:
+    n = 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(5))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median(fn: Callable[[], object], repeat: int) -> float:
+    fn()
+    return statistics.median(_timed(fn) for _ in range(repeat))
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}"
+
+
+def bench_model(
+    name: str, factory: Callable[[], nn.Module], shape: tuple[int, ...], repeat: int, peak: float
+) -> tuple[dict[str, str], dict[str, str]]:
+    torch.manual_seed(0)
+    model = factory().eval()
+    x = torch.randn(BATCH, *shape)
+    probe = ProbeInputs.from_arrays(x.numpy())
+    big = ProbeInputs.from_arrays(torch.randn(4 * BATCH, *shape).numpy())
+
+    def eager() -> None:
+        with torch.no_grad():
+            model(x)
+
+    t_eager = median(eager, repeat)
+    t_hooks = median(lambda: eager_probe(model, probe, sub_batch=BATCH), repeat)
+
+    start = time.perf_counter()
+    exported = export_module(model, x[:3], use_cache=False)
+    t_export = time.perf_counter() - start
+    bound = bind_weights(exported, model)
+    graph = build_graph(bound, exported.module_names, module_kinds(model))
+    levels: dict[str, str] = {"model": name}
+    timings: dict[str, float] = {}
+    for level in OPT_LEVELS:
+        start = time.perf_counter()
+        session = make_session(bound, graph, level)
+        created = time.perf_counter() - start
+        timings[level] = median(lambda s=session: run_probe(s, graph, probe), repeat)
+        levels[level] = f"{fmt_ms(timings[level])} ({fmt_ms(created)} to create)"
+    fastest = min(timings, key=lambda k: timings[k])
+    levels["fastest"] = fastest
+    start = time.perf_counter()
+    session = make_session(bound, graph)
+    t_session = time.perf_counter() - start
+    t_ort = median(lambda: run_probe(session, graph, probe), repeat)
+
+    with tempfile.TemporaryDirectory() as cache:
+        options = ProbeOptions(cache_dir=Path(cache))
+        first_model = copy.deepcopy(model)
+        start = time.perf_counter()
+        first = probe_module(first_model, probe, display_path="a.pt", options=options)
+        t_first = time.perf_counter() - start
+        second_model = factory().eval()  # another checkpoint: same architecture, new weights
+        start = time.perf_counter()
+        second = probe_module(second_model, probe, display_path="b.pt", options=options)
+        t_second = time.perf_counter() - start
+        assert not first.cache_hit and second.cache_hit, (first.cache_hit, second.cache_hit)
+        large = probe_module(second_model, big, display_path="b.pt", options=options)
+    flops = count_flops(model, x)
+    reached = flops / t_ort / 1e9
+    row = {
+        "model": name,
+        "values": str(len(graph.values)),
+        "(a) eager fwd ms": fmt_ms(t_eager),
+        "(b) eager hooks probe ms": fmt_ms(t_hooks),
+        "(c) ORT probe ms": fmt_ms(t_ort),
+        "b/c": f"{t_hooks / t_ort:.2f}x",
+        "export s": f"{t_export:.2f}",
+        "session s": f"{t_session:.3f}",
+        "1st inspect s": f"{t_first:.2f}",
+        "2nd ckpt s": f"{t_second:.3f}",
+        "1st/2nd": f"{t_first / t_second:.1f}x",
+        "peak RSS MiB (64 / 256 in)": (
+            f"{_mib(second.peak_memory_bytes)} / {_mib(large.peak_memory_bytes)}"
+        ),
+        "GFLOP/s (% of matmul)": f"{reached:.1f} ({100 * reached / peak:.0f}%)",
+    }
+    return row, levels
+
+
+def _mib(value: int | None) -> str:
+    return "?" if value is None else f"{value / 2**20:.0f}"
+
+
+def table(rows: list[dict[str, str]]) -> str:
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(row[k] for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--write", type=Path, help="also write the tables to this Markdown file")
+    parser.add_argument("--quick", action="store_true", help="tiny models, one repetition")
+    args = parser.parse_args(argv)
+    repeat = 1 if args.quick else args.repeat
+    peak = matmul_gflops()
+    import onnxruntime
+
+    header = (
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime "
+        f"{onnxruntime.__version__}, numpy {np.__version__}; fp32 matmul peak measured "
+        f"{peak:.1f} GFLOP/s (1024x1024 torch.mm). Batch {BATCH}, sub-batch {BATCH}, median of "
+        f"{repeat}; times include computing the statistics of every exposed value."
+    )
+    rows, level_rows = [], []
+    for name, factory, shape in models(args.quick):
+        row, levels = bench_model(name, factory, shape, repeat, peak)
+        rows.append(row)
+        level_rows.append(levels)
+        print(f"measured {name}", file=sys.stderr)
+    text = (
+        f"{header}\n\n{table(rows)}\n\nONNX Runtime probe time (ms) by graph optimisation level, "
+        f"every tracked value exposed as an output:\n\n{table(level_rows)}\n"
+    )
+    print(text)
+    if args.write:
+        args.write.write_text(
+            "# Probe engine benchmark\n\nMeasured by `python bench/probe_bench.py --write "
+            f"bench/RESULTS-probe.md`.\n\n{text}",
+            encoding="utf-8",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,495 @@
+"""nn.Module -> ONNX, once per architecture, cached on disk; new checkpoints only re-bind weights.
+
+Exporting costs 0.1-2 s with the TorchScript-based exporter (`dynamo=False`) and several seconds
+with the dynamo one, so the TorchScript exporter goes first and dynamo is the fallback. Three
+details make re-binding by name sound:
+
+- constant folding is off, so no initializer is a weight transformed at export time (a transposed
+  MatMul weight, an LSTM's re-ordered gates, a Conv with its BatchNorm folded in): ONNX Runtime
+  folds those itself when the session starts, from whatever weights are bound;
+- the exported copy's floating-point parameters and buffers get a tiny distinct jitter first,
+  because the exporter merges initializers whose *values* are equal (a fresh BatchNorm's weight and
+  running_var are both ones), which would tie them in the graph for every later checkpoint;
+- a trace that depended on the data (`if x.sum() > 0:`, a TracerWarning) or that disagrees with the
+  eager forward at another batch size is refused, not cached.
+
+The cache key is the architecture: the source of every module class in the model, the module tree
+(its repr with layer sizes), parameter and buffer shapes, the caller's description of the
+constructor arguments, the input signature, and the torch and exporter versions. Entries are
+written atomically (temporary file, then os.replace) so concurrent probes never read half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import inspect
+import io
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import onnx
+    import torch
+
+FORMAT_VERSION = 1
+OPSET = 17
+EXPORTERS = ("torchscript", "dynamo")
+
+
+class ExportError(Exception):
+    """The model could not be exported faithfully; the message says why (it goes into NP903)."""
+
+
+@dataclass
+class ExportedGraph:
+    """An exported architecture: the graph with parameter initializers to be bound by name."""
+
+    model: onnx.ModelProto
+    key: str
+    exporter: str
+    cache_hit: bool
+    export_seconds: float
+    bound_names: list[str] = field(default_factory=list)
+    module_names: list[str] = field(default_factory=list)
+
+
+def default_cache_dir() -> Path:
+    """NNPROBE_CACHE_DIR, else the platform's per-user cache directory plus `nnprobe`."""
+    configured = os.environ.get("NNPROBE_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "nnprobe"
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "nnprobe" / "Cache"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "nnprobe"
+
+
+def _class_source(cls: type) -> str:
+    try:
+        return inspect.getsource(cls)
+    except (OSError, TypeError):
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def architecture_key(
+    module: torch.nn.Module, example: torch.Tensor, arch: str = "", exporter: str = ""
+) -> str:
+    """A digest of everything the exported graph depends on except the weights' values."""
+    import torch
+
+    digest = hashlib.sha256()
+
+    def add(text: str) -> None:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+
+    add(f"nnprobe-export/{FORMAT_VERSION}/opset{OPSET}/{exporter}")
+    add(torch.__version__)
+    add(arch)
+    add(f"{tuple(example.shape[1:])}/{example.dtype}")
+    classes: dict[str, type] = {}
+    for sub in module.modules():
+        for cls in type(sub).__mro__:
+            if cls.__module__.startswith(("torch.", "builtins")):
+                break
+            classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    for name in sorted(classes):
+        add(name)
+        add(_class_source(classes[name]))
+    add(repr(module))
+    for name, tensor in _state(module):
+        add(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}")
+    return digest.hexdigest()[:32]
+
+
+def _state(module: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """Every parameter and buffer under every name it has (tied weights appear twice)."""
+    named = list(module.named_parameters(remove_duplicate=False))
+    named += [(n, b) for n, b in module.named_buffers(remove_duplicate=False) if b is not None]
+    return named
+
+
+def export_module(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    *,
+    cache_dir: Path | None = None,
+    arch: str = "",
+    exporters: Sequence[str] = EXPORTERS,
+    use_cache: bool = True,
+) -> ExportedGraph:
+    """The graph of `module`'s architecture (from the cache when it is there); raises ExportError.
+
+    `example` is a batch of at least two inputs; the exported graph has a dynamic batch axis.
+    `module` itself is not touched: a copy is exported.
+    """
+    import onnx
+
+    errors: list[str] = []
+    directory = (cache_dir or default_cache_dir()) / "graphs"
+    failed_key = architecture_key(module, example, arch, "failed:" + ",".join(exporters))
+    if use_cache:
+        known_failure = _read_failure(directory, failed_key)
+        if known_failure is not None:
+            raise ExportError(known_failure)
+    for exporter in exporters:
+        key = architecture_key(module, example, arch, exporter)
+        if use_cache:
+            cached = _read_cache(directory, key)
+            if cached is not None:
+                return cached
+        start = time.perf_counter()
+        try:
+            proto = _export_copy(module, example, exporter)
+        except ExportError as exc:
+            errors.append(f"{exporter} exporter: {exc}")
+            continue
+        seconds = time.perf_counter() - start
+        names = [n for n, _ in _state(module)]
+        bound = sorted({t.name for t in proto.graph.initializer} & set(names))
+        graph = ExportedGraph(
+            model=proto,
+            key=key,
+            exporter=exporter,
+            cache_hit=False,
+            export_seconds=seconds,
+            bound_names=bound,
+            module_names=[n for n, _ in module.named_modules(remove_duplicate=False)],
+        )
+        if use_cache and _rebindable(proto, set(names)):
+            with contextlib.suppress(OSError):
+                _write_cache(directory, graph, onnx)
+        return graph
+    message = "; ".join(errors) or "no exporter configured"
+    if use_cache:
+        # The same architecture fails the same way: the next checkpoint goes straight to eager.
+        with contextlib.suppress(OSError):
+            directory.mkdir(parents=True, exist_ok=True)
+            payload = {"format": FORMAT_VERSION, "error": message}
+            _atomic_write(directory / f"{failed_key}.failed.json", json.dumps(payload).encode())
+    raise ExportError(message)
+
+
+def _read_failure(directory: Path, key: str) -> str | None:
+    try:
+        meta = json.loads((directory / f"{key}.failed.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        return None
+    return str(meta.get("error", "export failed"))
+
+
+def _rebindable(proto: onnx.ModelProto, names: set[str]) -> bool:
+    """False when a weight-sized float initializer is not a parameter or buffer (folded weights)."""
+    import onnx
+
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
+    for t in proto.graph.initializer:
+        size = 1
+        for d in t.dims:
+            size *= d
+        if t.name not in names and t.data_type in floats and size > 1:
+            return False
+    return True
+
+
+def _jittered_copy(module: torch.nn.Module) -> torch.nn.Module:
+    import torch
+
+    try:
+        clone = copy.deepcopy(module)
+    except Exception as exc:  # models holding locks, files, generators...
+        raise ExportError(
+            f"the model cannot be copied for export ({type(exc).__name__}: {exc})"
+        ) from exc
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        seen: set[int] = set()
+        for _, tensor in _state(clone):
+            if id(tensor) in seen or not tensor.is_floating_point() or tensor.numel() == 0:
+                continue
+            seen.add(id(tensor))
+            noise = torch.rand(tensor.shape, generator=generator, dtype=torch.float64)
+            scale = float(tensor.detach().abs().mean()) * 1e-4 + 1e-6
+            tensor.add_((noise * scale).to(tensor.dtype))
+    return clone.eval()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[list[warnings.WarningMessage]]:
+    """Silence the exporters (Python prints, logs, and the C++ side writing to fds 1 and 2); hand
+    back the warnings they raised."""
+    loggers = [logging.getLogger(n) for n in ("torch", "torch.onnx", "torch.export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    sink = io.StringIO()
+    saved: list[tuple[int, int]] = []
+    with contextlib.ExitStack() as stack:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            stack.callback(os.close, devnull)
+            for fd in (1, 2):
+                with contextlib.suppress(OSError):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    saved.append((fd, os.dup(fd)))
+                    os.dup2(devnull, fd)
+        except OSError:
+            pass
+        try:
+            with (
+                warnings.catch_warnings(record=True) as caught,
+                contextlib.redirect_stdout(sink),
+                contextlib.redirect_stderr(sink),
+            ):
+                warnings.simplefilter("always")
+                yield caught
+        finally:
+            for fd, copy_fd in saved:
+                os.dup2(copy_fd, fd)
+                os.close(copy_fd)
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The exception's first line, with the innermost cause's (where the real reason usually is)."""
+
+    def line(e: BaseException) -> str:
+        text = _ANSI.sub("", str(e)).strip().splitlines()
+        return f"{type(e).__name__}: {text[0] if text else ''}".strip()
+
+    root = exc
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    out = line(exc) if root is exc else f"{line(exc)} ({line(root)})"
+    return out[:400]
+
+
+def _export_copy(module: torch.nn.Module, example: torch.Tensor, exporter: str) -> onnx.ModelProto:
+    import onnx
+    import torch
+
+    clone = _jittered_copy(module)
+    x = example[:2]
+    try:
+        # Grad mode stays on: under no_grad, nn.TransformerEncoderLayer takes a fused fast path
+        # (aten::_transformer_encoder_layer_fwd) that has no ONNX export.
+        with _quiet() as caught:
+            if exporter == "torchscript":
+                buffer = io.BytesIO()
+                torch.onnx.export(
+                    clone,
+                    (x,),
+                    buffer,
+                    input_names=["input"],
+                    dynamic_axes={"input": {0: "batch"}},
+                    opset_version=OPSET,
+                    do_constant_folding=False,
+                    training=torch.onnx.TrainingMode.EVAL,
+                    dynamo=False,
+                )
+                proto = onnx.load_from_string(buffer.getvalue())
+            elif exporter == "dynamo":
+                program = torch.onnx.export(
+                    clone,
+                    (x,),
+                    dynamo=True,
+                    dynamic_shapes=({0: torch.export.Dim("batch")},),
+                    optimize=False,
+                    verbose=False,
+                )
+                if program is None:
+                    raise ExportError("the exporter returned no program")
+                proto = program.model_proto
+            else:
+                raise ExportError(f"unknown exporter {exporter!r}")
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(_first_line(exc)) from exc
+    torch_dir = os.path.dirname(torch.__file__)
+    for w in caught:
+        # torch's own modules branch on shapes (safe); a branch in the user's code is on data.
+        if (
+            w.category.__name__ == "TracerWarning"
+            and "Python boolean" in str(w.message)
+            and not os.path.abspath(w.filename).startswith(torch_dir)
+        ):
+            raise ExportError(
+                "the forward has data-dependent control flow (a tensor was converted to a Python "
+                "bool), so one traced branch would not describe the model"
+            )
+    _validate(clone, proto, example)
+    return proto
+
+
+def _validate(clone: torch.nn.Module, proto: onnx.ModelProto, example: torch.Tensor) -> None:
+    """The graph must match the eager forward, also at a batch size it was not traced at."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(
+            proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:
+        raise ExportError(f"ONNX Runtime rejects the exported graph ({_first_line(exc)})") from exc
+    name = session.get_inputs()[0].name
+    batch = example if example.shape[0] >= 3 else torch.cat([example, example[:1]])
+    x = batch[:3]
+    try:
+        with torch.no_grad():
+            expected = [t.detach().float().numpy() for t in _tensors(clone(x))]
+    except Exception as exc:
+        raise ExportError(
+            f"the model's forward fails at batch size 3 ({_first_line(exc)})"
+        ) from exc
+    try:
+        got = session.run(None, {name: x.numpy()})
+    except Exception as exc:
+        raise ExportError(
+            f"the exported graph fails at batch size 3 ({_first_line(exc)}); a batch size or "
+            "shape is probably fixed in the trace"
+        ) from exc
+    for want, have in zip(expected, got, strict=False):
+        have = np.asarray(have, dtype=np.float32)
+        if want.shape != have.shape:
+            raise ExportError(
+                f"the exported graph gives an output of shape {have.shape} where the model gives "
+                f"{want.shape}"
+            )
+        scale = float(np.nanmax(np.abs(want))) if want.size and np.isfinite(want).any() else 1.0
+        if not np.allclose(want, have, rtol=1e-3, atol=1e-4 * (scale + 1e-6), equal_nan=True):
+            raise ExportError(
+                "the exported graph disagrees with the eager forward on the same inputs "
+                "(data-dependent control flow or shapes the trace fixed)"
+            )
+
+
+def _tensors(output: Any) -> list[torch.Tensor]:
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (list, tuple)):
+        out: list[torch.Tensor] = []
+        for item in output:
+            out.extend(_tensors(item))
+        return out
+    return []
+
+
+def bind_weights(graph: ExportedGraph, module: torch.nn.Module) -> onnx.ModelProto:
+    """A copy of the graph whose parameter initializers hold `module`'s current values."""
+    import onnx
+    from onnx import numpy_helper
+
+    bound = onnx.ModelProto()
+    bound.CopyFrom(graph.model)
+    index = {t.name: i for i, t in enumerate(bound.graph.initializer)}
+    done: set[str] = set()
+    for name, tensor in _state(module):
+        i = index.get(name)
+        if i is None or name in done:
+            continue
+        done.add(name)
+        array = tensor.detach().cpu().numpy()
+        bound.graph.initializer[i].CopyFrom(numpy_helper.from_array(array, name))
+    missing = set(graph.bound_names) - done
+    if missing:
+        raise ExportError(
+            f"the model has no weights for {len(missing)} graph initializer(s), e.g. "
+            f"{sorted(missing)[0]!r}"
+        )
+    return bound
+
+
+def _paths(directory: Path, key: str) -> tuple[Path, Path]:
+    return directory / f"{key}.onnx", directory / f"{key}.json"
+
+
+def _read_cache(directory: Path, key: str) -> ExportedGraph | None:
+    import onnx
+
+    model_path, meta_path = _paths(directory, key)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        model = onnx.load_model_from_string(model_path.read_bytes())
+    except (OSError, ValueError, json.JSONDecodeError):
+        return None
+    except Exception:  # a damaged protobuf: export again
+        return None
+    if meta.get("format") != FORMAT_VERSION:
+        return None
+    return ExportedGraph(
+        model=model,
+        key=key,
+        exporter=str(meta.get("exporter", "")),
+        cache_hit=True,
+        export_seconds=0.0,
+        bound_names=list(meta.get("bound_names", [])),
+        module_names=list(meta.get("module_names", [])),
+    )
+
+
+def _write_cache(directory: Path, graph: ExportedGraph, onnx: Any) -> None:
+    """Write the graph without weight data (it is re-bound per checkpoint), then its metadata; the
+    metadata file is what marks an entry complete."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(graph.model)
+    names = set(graph.bound_names)
+    for t in stripped.graph.initializer:
+        if t.name in names:
+            name, dims, dtype = t.name, list(t.dims), t.data_type
+            t.Clear()
+            t.name, t.data_type = name, dtype
+            t.dims.extend(dims)
+    model_path, meta_path = _paths(directory, graph.key)
+    meta = {
+        "format": FORMAT_VERSION,
+        "exporter": graph.exporter,
+        "export_seconds": graph.export_seconds,
+        "bound_names": graph.bound_names,
+        "module_names": graph.module_names,
+    }
+    _atomic_write(model_path, stripped.SerializeToString())
+    _atomic_write(meta_path, json.dumps(meta).encode("utf-8"))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

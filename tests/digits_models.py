@@ -1,0 +1,63 @@
+"""Tiny real models trained here on scikit-learn's digits (ships offline), seeded and cached per
+test session: the evidence the activation rules are calibrated against."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+
+@cache
+def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(raw 0-16 pixels, standardised pixels, labels) as float32/int64 arrays."""
+    x, y = load_digits(return_X_y=True)
+    raw = x.astype(np.float32)
+    standard = ((x - x.mean(0)) / (x.std(0) + 1e-6)).astype(np.float32)
+    return raw, standard, y.astype(np.int64)
+
+
+def mlp() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)
+    )
+
+
+@cache
+def _trained(optimizer: str, lr: float, steps: int) -> nn.Sequential:
+    _, x, y = digits()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    model = mlp()
+    opt = getattr(torch.optim, optimizer)(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        idx = torch.randint(0, len(xt), (128,), generator=generator)
+        loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def trained(optimizer: str = "Adam", lr: float = 1e-2, steps: int = 200) -> nn.Sequential:
+    """A fresh copy (tests may plant faults in it) of the cached trained model."""
+    return copy.deepcopy(_trained(optimizer, lr, steps))
+
+
+def accuracy(model: nn.Module) -> float:
+    _, x, y = digits()
+    with torch.no_grad():
+        return float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
+
+
+def dead_fraction(model: nn.Sequential, relu_index: int) -> float:
+    """Ground truth, by plain torch: units of model[relu_index] never positive on all digits."""
+    _, x, _ = digits()
+    with torch.no_grad():
+        hidden = model[: relu_index + 1](torch.from_numpy(x))
+    return float((hidden.max(0).values <= 0).float().mean())
