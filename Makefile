@@ -10,12 +10,12 @@ STAMP_BASE := $(VENV)/.installed-base
 STAMP_DEV := $(VENV)/.installed-dev
 LINT_PATHS := $(wildcard src tests bench scripts)
 
-.PHONY: demo test lint bench docs clean
+.PHONY: demo test lint bench docs clean deps-system
 
 demo: $(STAMP_BASE)
 	$(BIN)/nnprobe inspect --fail-on never examples/
 
-test: $(STAMP_DEV)
+test: $(STAMP_DEV) deps-system
 	@status=0; \
 	echo "+ ruff check $(LINT_PATHS)"; $(BIN)/ruff check $(LINT_PATHS) || status=1; \
 	if [ -f scripts/gen_docs.py ]; then \
@@ -24,6 +24,16 @@ test: $(STAMP_DEV)
 	fi; \
 	echo "+ python -m pytest -q"; $(BIN)/python -m pytest -q || status=1; \
 	exit $$status
+
+# Neovim is the third-party LSP client the language-server tests drive; installed when running as
+# root with apt (CI), else its test skips and says why.
+deps-system:
+	@command -v nvim >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq neovim >/dev/null; \
+		else \
+			echo "note: neovim not installed; the Neovim LSP test will be skipped" >&2; \
+		fi; }
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TextIO
 
 import nnprobe
-from nnprobe.core.config import Config, ConfigError, load_config
+from nnprobe.core.config import (
+    DEFAULT_PROBE_TIMEOUT,
+    Config,
+    ConfigError,
+    ModelEntry,
+    load_config,
+    split_factory,
+)
 from nnprobe.core.docs import render_rule_page
 from nnprobe.core.engine import Report, inspect_paths
 from nnprobe.core.finding import Severity
@@ -93,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load checkpoints that need arbitrary unpickling (this runs code: trusted files only)",
     )
+    _add_probe_arguments(inspect)
     inspect.set_defaults(handler=_inspect)
 
     rules = commands.add_parser("rules", help="list every rule")
@@ -103,6 +111,82 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("rule", metavar="CODE", help="a rule code (NP104) or name")
     rule.set_defaults(handler=_rule)
     return parser
+
+
+def _add_probe_arguments(inspect: argparse.ArgumentParser) -> None:
+    probe = inspect.add_argument_group(
+        "probing checkpoints",
+        "State_dicts are probed by building their model: its factory comes from --model, "
+        "[tool.nnprobe.models], or the training script that saves them. Building it imports "
+        "your workspace code (definitions only, never the training top level).",
+    )
+    probe.add_argument(
+        "--model",
+        action="append",
+        metavar="[GLOB=]FILE.py:FACTORY",
+        help="the model factory for every checkpoint, or for those matching GLOB; repeatable",
+    )
+    probe.add_argument(
+        "--probe",
+        metavar="DATA|FILE.py:FUNC",
+        help="probe inputs: .npz (x, optional y), .npy or .pt data, or a function returning "
+        "inputs or (inputs, labels) (default: synthetic inputs)",
+    )
+    probe.add_argument(
+        "--input-shape", metavar="SHAPE", help="one sample's shape for synthetic inputs: 3,32,32"
+    )
+    probe.add_argument(
+        "--probe-batch", type=int, metavar="N", help="samples per forward pass while probing"
+    )
+    probe.add_argument(
+        "--probe-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_PROBE_TIMEOUT,
+        help=f"time budget per probe (default: {DEFAULT_PROBE_TIMEOUT:g})",
+    )
+    probe.add_argument(
+        "--no-probe", action="store_true", help="weights only: no forward or backward pass"
+    )
+    probe.add_argument(
+        "--no-import",
+        action="store_true",
+        help="never import workspace code (no model factories, no probe functions)",
+    )
+
+
+def _probe_config(config: Config, args: argparse.Namespace) -> Config:
+    """The command line's probe settings over the file's (paths relative to the cwd)."""
+    cwd = Path.cwd()
+    entries = []
+    for value in args.model or []:
+        pattern, sep, factory = value.rpartition("=")
+        try:
+            split_factory(factory)
+        except ValueError as exc:
+            raise UsageError(f"--model: {exc}") from None
+        entries.append(ModelEntry(factory, pattern if sep else None, cwd, "--model"))
+    config.models = entries + config.models
+    if args.probe:
+        config.probe, config.probe_base = args.probe, cwd
+    if args.input_shape:
+        from nnprobe.probe.inputs import parse_shape
+
+        try:
+            config.input_shape = parse_shape(args.input_shape)
+        except ValueError as exc:
+            raise UsageError(f"--input-shape: {exc}") from None
+    if args.probe_batch is not None:
+        if args.probe_batch <= 0:
+            raise UsageError("--probe-batch must be a positive integer")
+        config.probe_batch = args.probe_batch
+    if args.probe_timeout <= 0:
+        raise UsageError("--probe-timeout must be a positive number of seconds")
+    config.probe_timeout = args.probe_timeout
+    config.run_probes = not args.no_probe
+    # Running `nnprobe inspect` is the user asking to look inside their own workspace.
+    config.trusted = not args.no_import
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -185,7 +269,7 @@ def _use_color(args: argparse.Namespace, stream: TextIO) -> bool:
 def _inspect(args: argparse.Namespace) -> int:
     if args.statistics and args.output_format != "text":
         raise UsageError("--statistics works with --output-format text only")
-    config = _config(args)
+    config = _probe_config(_config(args), args)
     report = inspect_paths(args.paths, config)
     options = RenderOptions(
         color=_use_color(args, sys.stdout),

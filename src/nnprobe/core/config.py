@@ -27,11 +27,53 @@ _KEYS = {
     "exclude": "glob patterns of paths not to inspect",
     "per-file-ignores": "glob pattern -> codes to ignore in matching files",
     "allow-pickle": "load checkpoints that need arbitrary unpickling (only for files you trust)",
+    "models": 'checkpoint glob -> model factory, e.g. { "runs/*.pt" = "train.py:Net" }',
+    "probe": 'probe inputs: a data file ("probe.npz") or a callable ("train.py:probe_batch")',
+    "input-shape": "one sample's shape for synthetic probe inputs, e.g. [3, 32, 32]",
+    "probe-batch": "samples per forward pass while probing (bounds the probe's memory)",
 }
+DEFAULT_PROBE_TIMEOUT = 120.0
 
 
 class ConfigError(Exception):
     """A user mistake in settings; the message is meant to be shown as is."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """The model factory (`file.py:Name`) for the checkpoints matching `pattern` (every checkpoint
+    when None); the file and the pattern are relative to `base`."""
+
+    factory: str
+    pattern: str | None = None
+    base: Path = field(default_factory=Path.cwd)
+    origin: str = "[tool.nnprobe.models]"
+
+    @property
+    def script(self) -> Path:
+        return self.base / split_factory(self.factory)[0]
+
+    @property
+    def name(self) -> str:
+        return split_factory(self.factory)[1]
+
+    def matches(self, path: Path | str) -> bool:
+        if self.pattern is None:
+            return True
+        p = Path(path)
+        try:
+            rel = PurePosixPath(p.resolve().relative_to(self.base.resolve())).as_posix()
+        except ValueError:
+            rel = PurePosixPath(p).as_posix()
+        return _glob_match(rel, self.pattern)
+
+
+def split_factory(text: str) -> tuple[str, str]:
+    """`"train.py:Net"` -> ("train.py", "Net"); ValueError when it is not of that form."""
+    file, sep, name = text.rpartition(":")
+    if not sep or not file.endswith(".py") or not all(p.isidentifier() for p in name.split(".")):
+        raise ValueError(f"{text!r} must look like 'file.py:Name' (a .py file and a name in it)")
+    return file, name
 
 
 @dataclass
@@ -43,6 +85,16 @@ class Config:
     exclude: list[str] = field(default_factory=list)
     per_file_ignores: dict[str, set[str]] = field(default_factory=dict)
     allow_pickle: bool = False
+    models: list[ModelEntry] = field(default_factory=list)  # first match wins
+    probe: str | None = None  # a data file or "file.py:callable", relative to probe_base
+    probe_base: Path | None = None
+    input_shape: tuple[int, ...] | None = None
+    probe_batch: int | None = None
+    # Set by the front door, not the file: whether to run probes at all, whether workspace code
+    # may be imported (a trusted workspace), and each probe's time budget in seconds.
+    run_probes: bool = False
+    trusted: bool = False
+    probe_timeout: float = DEFAULT_PROBE_TIMEOUT
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None
 
@@ -229,6 +281,44 @@ def parse_config(
         if not isinstance(table["allow-pickle"], bool):
             raise fail(f"{key('allow-pickle')} must be true or false")
         config.allow_pickle = table["allow-pickle"]
+
+    base = root or Path.cwd()
+    for pattern, factory in _table(table, "models", key, fail).items():
+        if not isinstance(factory, str):
+            raise fail(f"{key('models', pattern)} must be a string like \"train.py:Net\"")
+        try:
+            split_factory(factory)
+        except ValueError as exc:
+            raise fail(f"{key('models', pattern)}: {exc}") from None
+        config.models.append(ModelEntry(factory, pattern, base, f"{key('models')}"))
+
+    if "probe" in table:
+        probe = table["probe"]
+        if not isinstance(probe, str) or not probe.strip():
+            raise fail(
+                f"{key('probe')} must be a data file (\"probe.npz\") or a callable "
+                f"(\"train.py:probe_batch\")"
+            )
+        config.probe, config.probe_base = probe, base
+
+    if "input-shape" in table:
+        shape = table["input-shape"]
+        if isinstance(shape, str):
+            parts = shape.replace("x", ",").replace(" ", "").split(",")
+            shape = [int(p) if p.isdigit() else p for p in parts if p]
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+        ):
+            raise fail(f"{key('input-shape')} must be positive integers, e.g. [3, 32, 32]")
+        config.input_shape = tuple(shape)
+
+    if "probe-batch" in table:
+        batch = table["probe-batch"]
+        if not isinstance(batch, int) or isinstance(batch, bool) or batch <= 0:
+            raise fail(f"{key('probe-batch')} must be a positive integer")
+        config.probe_batch = batch
 
     for pattern, ignored in _table(table, "per-file-ignores", key, fail).items():
         if not isinstance(ignored, list) or not all(isinstance(v, str) for v in ignored):

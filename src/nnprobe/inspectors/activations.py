@@ -81,6 +81,8 @@ class ActivationRule(Rule):
         finding.data["backend"] = ctx.backend
         if value is not None:
             finding.data["value"] = value.name
+            if value.layer:
+                finding.data["layer"] = value.layer  # the weight layer feeding it, for mapping
         return finding
 
     def check(self, ctx: ActivationContext) -> Iterable[Finding]:

@@ -19,6 +19,7 @@ from nnprobe.core.registry import all_rules
 
 if TYPE_CHECKING:
     from nnprobe.probe.loading import Checkpoint
+    from nnprobe.probe.runtime import RuntimePlan
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".onnx")
 INSTALL_HINT = "pip install 'nnprobe[probe]'"
@@ -41,9 +42,20 @@ def check_checkpoint(target: Target, config: Config) -> FileResult:
             return FileResult(display, [], analysed=False)
         return _failed(target, config, exc.code, exc.message)
     checkpoint.display = display
-    findings = check_weights(checkpoint, config)
-    findings.extend(probe_hook(checkpoint, config))
-    return FileResult(display, finalize(findings, config, target.path))
+    from nnprobe.probe.runtime import plan
+
+    runtime = plan(checkpoint, config)
+    findings = check_weights(checkpoint, config, runtime.activation_hints)
+    findings.extend(probe_hook(checkpoint, config, runtime))
+    findings = finalize(findings, config, target.path)
+    smap = runtime.source_map
+    if smap is not None:
+        # Runtime findings also land on the line of the training script that defines the layer.
+        from nnprobe.core.suppressions import parse_suppressions
+
+        copies = smap.copies(findings, display)
+        findings += finalize(copies, config, smap.script, parse_suppressions(smap.text))
+    return FileResult(display, findings)
 
 
 def check_weights(
@@ -61,17 +73,22 @@ def check_weights(
     return run_rules(rules, ctx, checkpoint.display, config)
 
 
-def probe_hook(checkpoint: Checkpoint, config: Config) -> list[Finding]:
-    """Extension point for runtime evidence: activation (NP3xx) and gradient (NP4xx) probes, and
-    the NP903/NP904/NP905 notes about them, plug in here.
+def probe_hook(
+    checkpoint: Checkpoint, config: Config, runtime: RuntimePlan | None = None
+) -> list[Finding]:
+    """Runtime evidence: activation (NP3xx) and gradient (NP4xx) probes, and the NP901/NP903/
+    NP904/NP905 notes about them, when the front door asked for probes (`config.run_probes`).
 
-    It is called once per loaded checkpoint after the weight rules, with the checkpoint (its
-    `model` is the onnx.ModelProto, TorchScript module or unpickled nn.Module when there is one;
-    for a state_dict a model factory must be resolved first) and the run's config. It returns
-    findings on `checkpoint.display`, not yet finalized: the handler applies selection and
-    severity overrides. Nothing is probed yet, so it returns no findings.
+    ONNX files go straight to ONNX Runtime; TorchScript and allowed pickled modules are probed
+    as they are; a state_dict needs the model factory in `runtime` (see nnprobe.probe.factory)
+    and a trusted workspace to build it. The probe runs in the worker process under
+    `config.probe_timeout`. Returns findings on `checkpoint.display`, not yet finalized.
     """
-    return []
+    if not config.run_probes:
+        return []
+    from nnprobe.probe.runtime import RuntimePlan, probe_checkpoint
+
+    return probe_checkpoint(checkpoint, config, runtime or RuntimePlan())
 
 
 def _failed(target: Target, config: Config, code: str, message: str) -> FileResult:

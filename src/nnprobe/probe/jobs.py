@@ -1,0 +1,231 @@
+"""One probe job, as the worker runs it: load -> build -> bind weights -> inputs -> probes.
+
+The job is plain data in and plain data out (see docs/worker.md), so the same function serves the
+CLI's worker subprocess, the language server's worker and an in-process call. It imports torch,
+onnxruntime and the user's model code; the front doors never call it directly.
+
+A failure that stops the probe is returned as `error` with the finding code that reports it:
+
+| what failed | code |
+|---|---|
+| the checkpoint cannot be read, the probe inputs cannot be read or built | NP901 |
+| no factory, the factory cannot build the model, or the weights do not fit it | NP905 |
+| the forward raised, or ONNX Runtime and the eager fallback both failed | NP903 |
+| out of memory (time budgets are enforced by whoever runs the worker) | NP904 |
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from nnprobe.core.config import Config
+from nnprobe.core.finding import Confidence, Evidence, Finding, Range, Severity
+
+
+class JobError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The parts of a Config a probe needs: which rules run and their thresholds."""
+    return {
+        "select": sorted(config.select),
+        "ignore": sorted(config.ignore),
+        "rules": config.rules,
+        "severity": {k: v.value for k, v in config.severity.items()},
+        "root": str(config.root),
+    }
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    return Config(
+        select=set(data.get("select", [])),
+        ignore=set(data.get("ignore", [])),
+        rules=dict(data.get("rules", {})),
+        severity={k: Severity(v) for k, v in data.get("severity", {}).items()},
+        root=Path(data.get("root", ".")),
+    )
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    data = finding.to_dict()
+    data["data"] = {k: v for k, v in finding.data.items() if _jsonable(v)}
+    return data
+
+
+def finding_from_dict(data: dict[str, Any]) -> Finding:
+    r = data["range"]
+    return Finding(
+        code=data["code"],
+        name=data["name"],
+        severity=Severity(data["severity"]),
+        confidence=Confidence(data["confidence"]),
+        message=data["message"],
+        path=data["path"],
+        range=Range.of(
+            r["start"]["line"], r["start"]["column"], r["end"]["line"], r["end"]["column"]
+        ),
+        evidence=Evidence(data["evidence"]),
+        module=data.get("module"),
+        url=data.get("url", ""),
+        data=dict(data.get("data") or {}),
+    )
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def run_job(params: dict[str, Any]) -> dict[str, Any]:
+    """Run one probe job; `{"findings": [...], "notes": [...], ...}` or `{"error": {...}}`."""
+    try:
+        return _run(params)
+    except JobError as exc:
+        return {"error": {"code": exc.code, "message": exc.message}}
+    except MemoryError:
+        return {"error": {"code": "NP904", "message": "the probe ran out of memory"}}
+
+
+def _run(params: dict[str, Any]) -> dict[str, Any]:
+    from nnprobe.probe.inputs import ProbeInputError
+    from nnprobe.probe.loading import LoadError, load_checkpoint
+    from nnprobe.probe.pipeline import ProbeError, ProbeOptions, probe_module, probe_onnx
+
+    display = params["display"]
+    config = config_from_dict(params.get("config", {}))
+    try:
+        checkpoint = load_checkpoint(params["checkpoint"], bool(params.get("allow_pickle")))
+    except LoadError as exc:
+        raise JobError(exc.code, exc.message) from None
+    checkpoint.display = display
+    shape = params.get("input_shape")
+    spec = None
+    module: Any = None
+    notes: list[str] = []
+    if checkpoint.kind != "onnx":
+        module, spec = _module(checkpoint, params)
+    try:
+        inputs = _inputs(params)
+    except ProbeInputError as exc:
+        raise JobError("NP901", f"cannot use the probe inputs: {exc}") from None
+    options = ProbeOptions(
+        sub_batch=int(params.get("sub_batch") or ProbeOptions().sub_batch),
+        input_shape=tuple(shape) if shape else None,
+        arch=spec.describe() if spec is not None else "",
+    )
+    try:
+        if checkpoint.kind == "onnx":
+            result = probe_onnx(
+                checkpoint.model, inputs, display_path=display, config=config, options=options
+            )
+        else:
+            result = probe_module(
+                module, inputs, display_path=display, config=config, options=options
+            )
+    except ProbeError as exc:
+        raise JobError("NP903", f"the activation probe could not run: {exc}") from None
+    findings = list(result.findings)
+    notes.append(
+        f"activations measured on {result.context.measured_on} with {result.backend}"
+        + (" (export cache hit)" if result.cache_hit else "")
+    )
+    if module is not None:
+        findings.extend(_gradients(module, inputs, params, display, config, options, notes))
+    return {
+        "findings": [finding_to_dict(f) for f in findings],
+        "notes": notes,
+        "backend": result.backend,
+        "measured_on": result.context.measured_on,
+        "peak_memory_bytes": result.peak_memory_bytes,
+        "cache_hit": result.cache_hit,
+        "timings": result.timings,
+    }
+
+
+def _module(checkpoint: Any, params: dict[str, Any]) -> tuple[Any, Any]:
+    from nnprobe.probe.factory import FactoryError, FactorySpec, build_model, load_weights
+
+    if checkpoint.model is not None:  # TorchScript, or a pickled model the user allowed
+        return checkpoint.model, None
+    factory = params.get("factory")
+    if factory is None:
+        raise JobError("NP905", "no model factory was given for this state_dict")
+    spec = FactorySpec.from_dict(factory)
+    try:
+        module = build_model(spec)
+        load_weights(module, checkpoint, spec)
+    except FactoryError as exc:
+        raise JobError(exc.code, exc.message) from None
+    module.eval()
+    return module, spec
+
+
+def _inputs(params: dict[str, Any]) -> Any:
+    """The probe inputs the job names: a data file, a callable in a script, or None (synthetic)."""
+    from nnprobe.probe.inputs import ProbeInputError, ProbeInputs, load_probe_file
+
+    probe = params.get("probe")
+    if not probe:
+        return None
+    if probe.get("callable"):
+        from nnprobe.probe.workspace_import import WorkspaceImportError, load_object
+
+        script, name = Path(probe["script"]), probe["callable"]
+        label = f"{script.name}:{name}"
+        try:
+            batch = load_object(script, name)()
+        except WorkspaceImportError as exc:
+            raise ProbeInputError(str(exc)) from None
+        except Exception as exc:
+            raise ProbeInputError(f"{label}() raised {type(exc).__name__}: {exc}") from None
+        if isinstance(batch, tuple | list) and len(batch) == 2:
+            return ProbeInputs.from_arrays(batch[0], batch[1], source=label)
+        return ProbeInputs.from_arrays(batch, source=label)
+    return load_probe_file(probe["file"])
+
+
+def _gradients(
+    module: Any,
+    inputs: Any,
+    params: dict[str, Any],
+    display: str,
+    config: Config,
+    options: Any,
+    notes: list[str],
+) -> list[Finding]:
+    """NP4xx findings when the gradient probe is installed and any gradient rule is enabled."""
+    if importlib.util.find_spec("nnprobe.probe.gradients") is None:
+        return []
+    if not any(code.startswith("NP4") for code in config.select - config.ignore):
+        return []
+    from nnprobe.inspectors.gradient_context import OptimizerSettings
+    from nnprobe.probe.gradients import GradientError, probe_gradients
+    from nnprobe.probe.train_settings import TrainSettings
+
+    training = TrainSettings.from_dict(params.get("training") or {})
+    optimizer = OptimizerSettings(
+        kind=training.optimizer,
+        lr=training.lr,
+        momentum=training.momentum,
+        weight_decay=training.weight_decay,
+    )
+    try:
+        result = probe_gradients(
+            module,
+            inputs,
+            loss=training.loss,
+            optimizer=optimizer,
+            display_path=display,
+            config=config,
+            source_note=training.describe(),
+            input_shape=options.input_shape,
+        )
+    except GradientError as exc:
+        notes.append(f"gradients not measured: {exc}")
+        return []
+    return list(result.findings)

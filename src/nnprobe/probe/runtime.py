@@ -1,0 +1,165 @@
+"""Runtime evidence for one checkpoint, as the front door sees it: which model, which inputs, one
+job to the worker within a time budget, and the findings mapped onto the training script.
+
+This runs in the front door's process and needs no torch: factory resolution and the source map
+are static, and the probe itself runs in the worker (worker_client.py, jobs.py). With
+NNPROBE_WORKER=inprocess the job runs in this process instead, without a time budget (for
+debugging a probe under a debugger).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnprobe.core.config import Config, split_factory
+from nnprobe.core.engine import internal_finding
+from nnprobe.core.finding import Finding
+from nnprobe.probe.factory import Resolution, resolve_factory
+from nnprobe.probe.source_map import SourceMap, display_for
+
+if TYPE_CHECKING:
+    from nnprobe.probe.loading import Checkpoint
+
+STATE_DICT_KINDS = frozenset({"state_dict", "safetensors"})
+
+
+@dataclass
+class RuntimePlan:
+    """What is known statically about a checkpoint before probing it."""
+
+    resolution: Resolution | None = None
+    source_map: SourceMap | None = None
+
+    @property
+    def activation_hints(self) -> dict[str, str]:
+        return dict(self.source_map.activations) if self.source_map is not None else {}
+
+
+def plan(checkpoint: Checkpoint, config: Config) -> RuntimePlan:
+    """The factory and source map for a state_dict (static: reads scripts, imports nothing)."""
+    if checkpoint.kind not in STATE_DICT_KINDS:
+        return RuntimePlan()
+    resolution = resolve_factory(checkpoint.path, config)
+    smap = None
+    if resolution.ctx is not None and resolution.model is not None:
+        script = Path(resolution.ctx.path)
+        display = display_for(script, checkpoint.display)
+        smap = SourceMap.build(resolution.ctx, resolution.model, script, display)
+    return RuntimePlan(resolution, smap)
+
+
+def probe_checkpoint(checkpoint: Checkpoint, config: Config, runtime: RuntimePlan) -> list[Finding]:
+    """NP3xx/NP4xx findings (and the NP9xx notes about the probe) on the checkpoint's path."""
+    display = checkpoint.display
+
+    def note(code: str, message: str) -> list[Finding]:
+        return [internal_finding(code, display, message, config)]
+
+    params: dict[str, Any] = {
+        "checkpoint": str(checkpoint.path.resolve()),
+        "display": display,
+        "allow_pickle": config.allow_pickle,
+        "config": _config_dict(config),
+        "input_shape": list(config.input_shape) if config.input_shape else None,
+        "sub_batch": config.probe_batch,
+    }
+    if checkpoint.kind in STATE_DICT_KINDS:
+        resolution = runtime.resolution
+        if resolution is None or resolution.spec is None:
+            reason = resolution.reason if resolution is not None else "not looked for"
+            return note("NP905", f"no model factory found for this state_dict: {reason}")
+        spec = resolution.spec
+        if not config.trusted:
+            return note(
+                "NP905",
+                f"the model factory {spec.describe()} ({spec.origin}) was found, but importing "
+                "workspace code is not allowed here (--no-import or an untrusted workspace); "
+                "only the weight rules ran",
+            )
+        params["factory"] = spec.to_dict()
+        from nnprobe.probe.train_settings import train_settings
+
+        ctx = resolution.ctx
+        params["training"] = train_settings(
+            ctx, spec.script.name, dict(checkpoint.metadata)
+        ).to_dict()
+    else:
+        from nnprobe.probe.train_settings import train_settings
+
+        params["training"] = train_settings(None, "", dict(checkpoint.metadata)).to_dict()
+    try:
+        params["probe"] = probe_source(config)
+    except ValueError as exc:
+        return note("NP901", str(exc))
+    return _run(params, config, display)
+
+
+def probe_source(config: Config) -> dict[str, Any] | None:
+    """`probe = ...` as the worker wants it: a data file or a script callable, made absolute."""
+    if not config.probe:
+        return None
+    base = config.probe_base or config.root
+    text = config.probe
+    file, sep, name = text.rpartition(":")
+    if sep and file.endswith(".py"):
+        split_factory(text)  # validates the name
+        if not config.trusted:
+            raise ValueError(
+                f"probe inputs from {text} need importing workspace code, which is not allowed "
+                "here (--no-import or an untrusted workspace)"
+            )
+        script = (base / file).resolve()
+        if not script.is_file():
+            raise ValueError(f"cannot use the probe inputs {text}: {script} does not exist")
+        return {"script": str(script), "callable": name}
+    path = (base / text).resolve()
+    if not path.is_file():
+        raise ValueError(f"cannot use the probe inputs {text}: no such file")
+    return {"file": str(path)}
+
+
+def _config_dict(config: Config) -> dict[str, Any]:
+    from nnprobe.probe.jobs import config_to_dict
+
+    return config_to_dict(config)
+
+
+def _run(params: dict[str, Any], config: Config, display: str) -> list[Finding]:
+    from nnprobe.probe.jobs import finding_from_dict
+
+    if os.environ.get("NNPROBE_WORKER") == "inprocess":
+        from nnprobe.probe.jobs import run_job
+
+        response = run_job(params)
+        response = {"error": response["error"]} if "error" in response else {"result": response}
+    else:
+        from nnprobe.probe.progress import Progress
+        from nnprobe.probe.worker_client import WorkerError, shared_client
+
+        timeout = config.probe_timeout
+        try:
+            with Progress(f"probing {display}"):
+                response = shared_client().request("probe", params, timeout, what="the probe")
+        except WorkerError as exc:
+            if exc.timeout:
+                message = (
+                    f"the probe took longer than its {timeout:g} s budget and was stopped "
+                    "(--probe-timeout raises it; --probe-batch or smaller probe data make it "
+                    "faster); the weight rules ran"
+                )
+            else:
+                message = f"the probe worker stopped: {exc.message}; the weight rules ran"
+            return [internal_finding("NP904", display, message, config)]
+    if "error" in response:
+        error = response["error"]
+        code = error.get("code", "NP907")
+        code = code if code.startswith("NP9") else "NP907"
+        finding = internal_finding(code, display, str(error.get("message", "")), config)
+        if error.get("traceback"):
+            finding.data["traceback"] = error["traceback"]
+        return [finding]
+    result = response.get("result", {})
+    return [finding_from_dict(f) for f in result.get("findings", [])]

@@ -1,0 +1,192 @@
+"""The front doors' side of the probe worker: start it, send a job, wait within a budget, kill it.
+
+One worker process serves one job at a time and is reused for the next (torch and ONNX Runtime are
+imported once). A job that overruns its budget gets the process killed (the only way to stop a
+forward stuck in native code) and the next job starts a fresh one. Nothing here imports torch:
+the CLI and the language server use it as is. The protocol is in docs/worker.md.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+DEFAULT_STARTUP_TIMEOUT = 120.0
+
+
+class WorkerError(Exception):
+    """The worker did not answer: `timeout` when the budget ran out (the process was killed),
+    else it crashed or could not start; the message is meant for the user."""
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.timeout = timeout
+
+
+class WorkerClient:
+    def __init__(
+        self,
+        python: str | None = None,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+    ) -> None:
+        self.python = python or sys.executable
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: IO[bytes] | None = None
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.kill()
+        import nnprobe
+
+        env = dict(os.environ)
+        # The worker sees what this process imports from: nnprobe itself, and the folders user
+        # classes (a pickled model's, a factory's sibling modules) were importable from here.
+        source_root = str(Path(nnprobe.__file__).resolve().parent.parent)
+        paths = [source_root, *(p for p in sys.path if p and os.path.isdir(p))]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (open as long as the worker)
+        self._lines = queue.Queue()
+        self._process = subprocess.Popen(
+            [self.python, "-m", "nnprobe.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            encoding="utf-8",
+            env=env,
+        )
+        reader = threading.Thread(target=self._read, args=(self._process,), daemon=True)
+        reader.start()
+        ready = self._next(self.startup_timeout, "starting")
+        if ready.get("event") != "ready":
+            self.kill()
+            raise WorkerError(f"the probe worker sent {ready!r} instead of its ready line")
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        lines = self._lines
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    def _next(self, timeout: float, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self._lines.get(timeout=max(remaining, 0.0))
+            except queue.Empty:
+                self.kill()
+                raise WorkerError(
+                    f"{what} took longer than its {timeout:g} s budget and was stopped",
+                    timeout=True,
+                ) from None
+            if line is None:
+                detail = self._stderr_tail()
+                self.kill()
+                raise WorkerError(
+                    f"the probe worker exited while {what}" + (f": {detail}" if detail else "")
+                )
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                return message
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        with contextlib.suppress(OSError, ValueError):
+            self._stderr.seek(0)
+            lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
+            return lines[-1][:300] if lines else ""
+        return ""
+
+    def request(
+        self,
+        method: str,
+        params: dict[str, Any],
+        timeout: float,
+        what: str = "the probe",
+    ) -> dict[str, Any]:
+        """Send one request and return its response (`result` or `error`); WorkerError when the
+        budget runs out (the worker is killed) or the worker dies."""
+        with self._lock:
+            self.start()
+            assert self._process is not None and self._process.stdin is not None
+            rid = next(self._ids)
+            try:
+                line = json.dumps({"id": rid, "method": method, "params": params})
+                self._process.stdin.write(line + "\n")
+                self._process.stdin.flush()
+            except OSError:
+                detail = self._stderr_tail()
+                self.kill()
+                raise WorkerError(f"the probe worker is gone: {detail}") from None
+            while True:
+                response = self._next(timeout, what)
+                if response.get("id") == rid:
+                    return response
+
+    def kill(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+        if process is not None:
+            for stream in (process.stdin, process.stdout):
+                with contextlib.suppress(OSError, ValueError):
+                    if stream is not None:
+                        stream.close()
+        if self._stderr is not None:
+            with contextlib.suppress(OSError):
+                self._stderr.close()
+            self._stderr = None
+
+    def close(self) -> None:
+        """Ask the worker to exit, then make sure it has."""
+        process = self._process
+        if process is not None and process.poll() is None and process.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                process.stdin.write(json.dumps({"id": 0, "method": "shutdown"}) + "\n")
+                process.stdin.flush()
+                process.wait(timeout=5)
+        self.kill()
+
+
+_SHARED: WorkerClient | None = None
+
+
+def shared_client() -> WorkerClient:
+    """The process's one worker, closed at exit."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = WorkerClient()
+        atexit.register(_SHARED.close)
+    return _SHARED

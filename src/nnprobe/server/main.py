@@ -1,0 +1,40 @@
+"""Starts the server on stdio or TCP.
+
+On stdio, stdout is the protocol channel: one stray print (from a rule, a library, a C
+extension) would corrupt a message. So the protocol gets a private duplicate of the stdout file
+descriptor, and descriptor 1 itself, with sys.stdout, is pointed at stderr before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import BinaryIO
+
+from nnprobe.server.app import create_server
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """`HOST:PORT` or `PORT` (on 127.0.0.1); ValueError says what was wrong."""
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--tcp expects HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _take_stdout() -> BinaryIO:
+    sys.stdout.flush()
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    return protocol
+
+
+def serve(tcp: str | None = None) -> int:
+    address = parse_address(tcp) if tcp else None
+    if address is None:
+        protocol_out = _take_stdout()
+        create_server().start_io(sys.stdin.buffer, protocol_out)
+    else:
+        create_server().start_tcp(*address)
+    return 0

@@ -1,0 +1,95 @@
+"""`python -m nnprobe.worker`: runs probe jobs for a front door, one at a time, over JSON lines.
+
+Probes run the user's model code and may hang, loop or exhaust memory; in a separate process they
+can be stopped by killing it, which no in-process timer can do to a forward stuck in C++. The CLI
+and the language server start this module with the user's interpreter (the one that has torch and
+their code), send one job, wait with a time budget, and kill and restart it when the budget runs
+out (NP904). The protocol is in docs/worker.md.
+
+The protocol owns the real stdout: it is moved to a private file descriptor at start, and fd 1 and
+sys.stdout are pointed at stderr, so whatever user code or native libraries print cannot corrupt
+the stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import traceback
+from typing import Any, TextIO
+
+PROTOCOL_VERSION = 1
+
+
+def _protocol_stream() -> TextIO:
+    fd = os.dup(sys.stdout.fileno())
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    return os.fdopen(fd, "w", encoding="utf-8", buffering=1)
+
+
+def _send(stream: TextIO, message: dict[str, Any]) -> None:
+    stream.write(json.dumps(message, default=str) + "\n")
+    stream.flush()
+
+
+def handle(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The response to one request (None for `shutdown`)."""
+    rid = request.get("id")
+    method = request.get("method")
+    if method == "ping":
+        return {"id": rid, "result": {"pid": os.getpid()}}
+    if method == "shutdown":
+        return None
+    if method != "probe":
+        return {"id": rid, "error": {"code": "protocol", "message": f"unknown method {method!r}"}}
+    from nnprobe.probe.jobs import run_job
+
+    try:
+        outcome = run_job(request.get("params") or {})
+    except Exception as exc:
+        message = f"the probe crashed ({type(exc).__name__}: {exc}); please report it"
+        trace = "".join(traceback.format_exception(exc))
+        return {"id": rid, "error": {"code": "NP907", "message": message, "traceback": trace}}
+    if "error" in outcome:
+        return {"id": rid, "error": outcome["error"]}
+    return {"id": rid, "result": outcome}
+
+
+def _warm_up() -> None:
+    """Import what every job needs before saying ready, so a job's time budget measures the job."""
+    import importlib
+
+    for name in ("numpy", "torch", "onnx", "onnxruntime", "nnprobe.probe.pipeline"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    import nnprobe.inspectors  # noqa: F401  (registers the rules)
+
+
+def main() -> int:
+    stream = _protocol_stream()
+    _warm_up()
+    _send(stream, {"event": "ready", "pid": os.getpid(), "protocol": PROTOCOL_VERSION})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request must be a JSON object")
+        except ValueError as exc:
+            _send(stream, {"id": None, "error": {"code": "protocol", "message": str(exc)}})
+            continue
+        response = handle(request)
+        if response is None:
+            _send(stream, {"id": request.get("id"), "result": {"shutdown": True}})
+            break
+        _send(stream, response)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
