@@ -5,6 +5,7 @@ from nnprobe.inspectors import (
     activations,  # noqa: F401
     architecture,  # noqa: F401
     data,  # noqa: F401
+    gradients,  # noqa: F401
     initialization,  # noqa: F401
     inspection,  # noqa: F401
     loss,  # noqa: F401
