@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     rule = commands.add_parser("rule", help="print a rule's documentation")
     rule.add_argument("rule", metavar="CODE", help="a rule code (NP104) or name")
     rule.set_defaults(handler=_rule)
+
+    serve = commands.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.set_defaults(handler=_serve)
     return parser
 
 
@@ -347,3 +351,17 @@ def _rule(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown rule code or name {args.rule!r} (see `nnprobe rules`)")
     sys.stdout.write(render_rule_page(rule))
     return EXIT_CLEAN
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from nnprobe.server.main import parse_address, serve
+    except ImportError as exc:
+        message = f"nnprobe serve needs the lsp extra: pip install 'nnprobe[lsp]' ({exc})"
+        raise UsageError(message) from None
+    if args.tcp:
+        try:
+            parse_address(args.tcp)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return serve(args.tcp)
