@@ -285,7 +285,7 @@ def parse_config(
     base = root or Path.cwd()
     for pattern, factory in _table(table, "models", key, fail).items():
         if not isinstance(factory, str):
-            raise fail(f"{key('models', pattern)} must be a string like \"train.py:Net\"")
+            raise fail(f'{key("models", pattern)} must be a string like "train.py:Net"')
         try:
             split_factory(factory)
         except ValueError as exc:
@@ -296,8 +296,8 @@ def parse_config(
         probe = table["probe"]
         if not isinstance(probe, str) or not probe.strip():
             raise fail(
-                f"{key('probe')} must be a data file (\"probe.npz\") or a callable "
-                f"(\"train.py:probe_batch\")"
+                f'{key("probe")} must be a data file ("probe.npz") or a callable '
+                f'("train.py:probe_batch")'
             )
         config.probe, config.probe_base = probe, base
 
