@@ -107,7 +107,9 @@ class VanishingGradient(GradientRule):
 
     ## Options
     `ratio` is the first/last gradient-norm ratio below which the rule fires (1e-3);
-    `first-max` the absolute first-layer gradient norm that must also be undercut (1e-4).
+    `first-max` the absolute first-layer gradient norm that must also be undercut (1e-4);
+    `max-zero-fraction` leaves a first layer whose gradient is mostly exactly zero (0.7) to
+    NP405, since dead ReLUs, not a long chain of small derivatives, are then the cause.
 
     ## References
     - Zhang et al., "AUTOTRAINER: An Automatic DNN Training Problem Detection and Repair System"
@@ -126,6 +128,9 @@ class VanishingGradient(GradientRule):
             1e-3, "first/last weight-layer gradient-norm ratio below which NP401 fires"
         ),
         "first-max": Option(1e-4, "first-layer gradient norm that must also be undercut"),
+        "max-zero-fraction": Option(
+            0.7, "a first layer with this share of exactly-zero gradient is left to NP405"
+        ),
     }
 
     def check(self, ctx: GradientContext) -> Iterable[Finding]:
@@ -133,6 +138,8 @@ class VanishingGradient(GradientRule):
         if pair is None:
             return
         first, last = pair
+        if first.zero_fraction >= float(self.opt("max-zero-fraction")):
+            return  # dead ReLUs, not a vanishing chain: NP405 says so
         ratio = first.grad_norm / last.grad_norm
         if ratio < float(self.opt("ratio")) and first.grad_norm < float(self.opt("first-max")):
             yield self.report(
@@ -348,7 +355,7 @@ class NanRisk(GradientRule):
     `growth` is the factor over the starting loss from which the rule fires (1e3); `loss-floor`
     the smallest starting loss the growth is measured from (1e-3), so that a near-zero loss
     rising a little is not mistaken for divergence. The number of steps is the prober's setting
-    (20 by default; it stops early once the loss diverges).
+    (40 by default; it stops early once the loss diverges).
 
     ## References
     - The seed's learning-rate example: lr 0.1 trains, lr 0.3 goes NaN

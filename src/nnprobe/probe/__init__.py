@@ -28,6 +28,11 @@ input summary, what was measured on), `findings` (finalised: selection and sever
 `backend`, `used_fallback`/`fallback_reason`, `peak_memory_bytes` (peak RSS rise during the probe),
 `cache_hit`, `exporter` and `timings`. ProbeError means nothing could be measured; its message is
 for the user.
+
+    probe_gradients(module, inputs=None, labels=None, *, loss, optimizer, display_path, config,
+                    steps, source_note) -> GradientResult
+        Gradients and a few real optimizer steps on a copy of the model (NP401-NP405); see
+        nnprobe.probe.gradients. GradientError means nothing could be measured.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "GradientError",
+    "GradientResult",
+    "OptimizerSettings",
     "ProbeError",
     "ProbeInputError",
     "ProbeInputs",
@@ -42,12 +50,17 @@ __all__ = [
     "ProbeResult",
     "load_probe_file",
     "parse_shape",
+    "probe_gradients",
     "probe_module",
     "probe_onnx",
     "synthetic_inputs",
 ]
 
 _HOME = {
+    "GradientError": "nnprobe.probe.gradients",
+    "GradientResult": "nnprobe.probe.gradients",
+    "OptimizerSettings": "nnprobe.inspectors.gradient_context",
+    "probe_gradients": "nnprobe.probe.gradients",
     "ProbeError": "nnprobe.probe.pipeline",
     "ProbeOptions": "nnprobe.probe.pipeline",
     "ProbeResult": "nnprobe.probe.pipeline",
