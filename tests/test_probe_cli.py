@@ -248,3 +248,34 @@ def test_runaway_forward_is_stopped_with_np904(trained: Path) -> None:
     _, findings = inspect("runs/ckpt_9.pt", "--select", "NP301")
     assert {f["path"] for f in findings} == {"runs/ckpt_9.pt", "train.py"}
     shutil.rmtree(slow)
+
+
+def test_script_activations_let_np201_judge_a_fresh_state_dict(trained: Path) -> None:
+    """The state_dict alone does not say that fc1 feeds a ReLU (a functional call in forward);
+    the training script does, so the init-scale rule can speak, on both places."""
+    from nnprobe.probe.workspace_import import load_object
+
+    torch.manual_seed(0)
+    net = load_object(trained / "train.py", "Net")(hidden=32)
+    torch.nn.init.normal_(net.fc1.weight, std=1.0)
+    torch.save(net.state_dict(), trained / "runs" / "ckpt_init.pt")
+    try:
+        _, findings = inspect("runs/ckpt_init.pt", "--no-probe", "--select", "NP201")
+    finally:
+        (trained / "runs" / "ckpt_init.pt").unlink()
+    assert {f["path"] for f in findings} == {"runs/ckpt_init.pt", "train.py"}
+    assert all("fc1" in str(f["message"]) and "relu" in str(f["message"]) for f in findings)
+
+
+def test_onnx_and_torchscript_are_probed_without_a_factory(trained: Path) -> None:
+    from nnprobe.probe.workspace_import import load_object
+
+    net = load_object(trained / "train.py", "Net")(hidden=32)
+    net.load_state_dict(torch.load(trained / "runs" / "ckpt_9.pt", weights_only=True))
+    other = trained / "exported"
+    other.mkdir(exist_ok=True)
+    torch.onnx.export(net, torch.randn(1, 64), str(other / "net.onnx"), dynamo=False)
+    torch.jit.trace(net, torch.randn(2, 64)).save(str(other / "net.ts.pt"))
+    _, findings = inspect("exported", "--select", "NP301,NP9")
+    assert codes_at(findings, "exported/net.onnx") == {"NP301"}
+    assert codes_at(findings, "exported/net.ts.pt") == {"NP301"}

@@ -113,6 +113,8 @@ def _run(params: dict[str, Any]) -> dict[str, Any]:
         inputs = _inputs(params)
     except ProbeInputError as exc:
         raise JobError("NP901", f"cannot use the probe inputs: {exc}") from None
+    if not shape and inputs is None and checkpoint.kind == "torchscript":
+        shape = _shape_from_weights(checkpoint)
     options = ProbeOptions(
         sub_batch=int(params.get("sub_batch") or ProbeOptions().sub_batch),
         input_shape=tuple(shape) if shape else None,
@@ -163,6 +165,21 @@ def _module(checkpoint: Any, params: dict[str, Any]) -> tuple[Any, Any]:
         raise JobError(exc.code, exc.message) from None
     module.eval()
     return module, spec
+
+
+def _shape_from_weights(checkpoint: Any) -> list[int] | None:
+    """A TorchScript module hides its layers' classes from the probe engine; its first weight
+    layer's tensor still says how wide one sample is (spatial size 32 assumed for convs)."""
+    for layer in checkpoint.layers():
+        if layer.weight is None or layer.weight not in checkpoint.tensors:
+            continue
+        dims = checkpoint.tensors[layer.weight].shape
+        if layer.kind == "linear" and len(dims) == 2:
+            return [int(dims[1])]
+        if layer.kind == "conv" and len(dims) >= 3:
+            return [int(dims[1]), *([32] * (len(dims) - 2))]
+        return None
+    return None
 
 
 def _inputs(params: dict[str, Any]) -> Any:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -277,13 +277,14 @@ def probe_onnx(
         raise ProbeError(f"cannot analyse the ONNX graph: {_short(exc)}") from exc
     signature = spec_from_signature(graph.input_shape, graph.input_dtype)
     probe = _resolve_inputs(inputs, labels, options, signature)
+    probe, sub_batch = _fixed_batch(probe, graph.input_shape, options.sub_batch)
     timings: dict[str, float] = {}
     with PeakMemory() as memory:
         try:
             t0 = time.perf_counter()
             session = make_session(model, graph, options.opt_level, options.threads)
             t1 = time.perf_counter()
-            values = run_probe(session, graph, probe, spec=spec, sub_batch=options.sub_batch)
+            values = run_probe(session, graph, probe, spec=spec, sub_batch=sub_batch)
             timings.update(session=t1 - t0, run=time.perf_counter() - t1)
         except Exception as exc:
             raise ProbeError(
@@ -306,6 +307,25 @@ def probe_onnx(
         peak_memory_exact=memory.exact,
         timings=timings,
     )
+
+
+def _fixed_batch(
+    probe: ProbeInputs, shape: tuple[int | str | None, ...], sub_batch: int
+) -> tuple[ProbeInputs, int]:
+    """A graph exported with a fixed batch size (often 1) takes exactly that many samples per
+    run: sub-batches of that size, and the probe trimmed to a multiple of it."""
+    fixed = shape[0] if shape else None
+    if not isinstance(fixed, int) or fixed <= 0:
+        return probe, sub_batch
+    usable = probe.count - probe.count % fixed
+    if usable == 0:
+        raise ProbeError(
+            f"the model takes batches of exactly {fixed} samples; the probe has {probe.count}"
+        )
+    if usable != probe.count:
+        y = probe.y[:usable] if probe.y is not None else None
+        probe = replace(probe, x=probe.x[:usable], y=y)
+    return probe, fixed
 
 
 def _short(exc: BaseException) -> str:
