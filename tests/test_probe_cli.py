@@ -279,3 +279,29 @@ def test_onnx_and_torchscript_are_probed_without_a_factory(trained: Path) -> Non
     _, findings = inspect("exported", "--select", "NP301,NP9")
     assert codes_at(findings, "exported/net.onnx") == {"NP301"}
     assert codes_at(findings, "exported/net.ts.pt") == {"NP301"}
+
+
+def test_gradient_probe_runs_at_the_scripts_optimizer_settings(trained: Path) -> None:
+    from nnprobe.core.config import Config
+    from nnprobe.probe.factory import discover, script_context
+    from nnprobe.probe.jobs import config_to_dict, run_job
+    from nnprobe.probe.train_settings import train_settings
+
+    settings = train_settings(script_context(trained / "train.py"), "train.py", {})
+    sgd = line_of(trained / "train.py", "torch.optim.SGD")
+    assert (settings.optimizer, settings.lr, settings.loss) == ("SGD", 0.1, "cross_entropy")
+    assert settings.optimizer_note == f"train.py:{sgd}"
+    spec = discover(trained / "runs" / "ckpt_9.pt", trained).spec
+    assert spec is not None
+    result = run_job(
+        {
+            "checkpoint": str(trained / "runs" / "ckpt_9.pt"),
+            "display": "runs/ckpt_9.pt",
+            "factory": spec.to_dict(),
+            "training": settings.to_dict(),
+            "config": config_to_dict(Config.default()),
+        }
+    )
+    gradients = [f for f in result["findings"] if f["code"].startswith("NP4")]
+    assert gradients, result
+    assert {f["data"].get("optimizer_source") for f in gradients} == {f"train.py:{sgd}"}

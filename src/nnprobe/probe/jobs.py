@@ -225,12 +225,15 @@ def _gradients(
     from nnprobe.probe.train_settings import TrainSettings
 
     training = TrainSettings.from_dict(params.get("training") or {})
-    optimizer = OptimizerSettings(
-        kind=training.optimizer,
-        lr=training.lr,
-        momentum=training.momentum,
-        weight_decay=training.weight_decay,
-    )
+    # None: the gradient probe's own defaults, and its findings say so.
+    optimizer = None
+    if training.optimizer_note is not None:
+        optimizer = OptimizerSettings(
+            kind=training.optimizer,
+            lr=training.lr,
+            momentum=training.momentum,
+            weight_decay=training.weight_decay,
+        )
     try:
         result = probe_gradients(
             module,
@@ -239,7 +242,7 @@ def _gradients(
             optimizer=optimizer,
             display_path=display,
             config=config,
-            source_note=training.describe(),
+            source_note=training.optimizer_note,
             input_shape=options.input_shape,
         )
     except GradientError as exc:

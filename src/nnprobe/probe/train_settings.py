@@ -46,16 +46,21 @@ class TrainSettings:
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from
 
     def describe(self) -> str:
-        """`SGD lr=0.3 momentum=0.9 from train.py, loss cross_entropy by default`."""
+        """`SGD lr=0.3 (train.py:22), loss cross_entropy (default)`."""
         opt = f"{self.optimizer} lr={self.lr:g}"
         if self.momentum:
             opt += f" momentum={self.momentum:g}"
         if self.weight_decay:
             opt += f" weight_decay={self.weight_decay:g}"
         return (
-            f"{opt} ({self.sources.get('optimizer', 'default')}), loss {self.loss} "
+            f"{opt} ({self.sources.get('optimizer', 'defaults')}), loss {self.loss} "
             f"({self.sources.get('loss', 'default')})"
         )
+
+    @property
+    def optimizer_note(self) -> str | None:
+        """Where the optimizer settings came from (`train.py:22`); None for the defaults."""
+        return self.sources.get("optimizer")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,7 +86,7 @@ def train_settings(
     if ctx is not None and ctx.loops.optimizers:
         first = ctx.loops.optimizers[0]
         settings.optimizer = first.kind
-        settings.sources["optimizer"] = f"from {script_name} line {first.call.lineno}"
+        settings.sources["optimizer"] = f"{script_name}:{first.call.lineno}"
         for name, position in (("lr", 1), ("momentum", None), ("weight_decay", None)):
             value = ctx.number(ctx.argument(first.call, name, position))
             if value is not None:
@@ -90,18 +95,18 @@ def train_settings(
                 meta = metadata.get("lr")
                 if isinstance(meta, int | float):
                     settings.lr = float(meta)
-                    settings.sources["optimizer"] += ", lr from the checkpoint"
+                    settings.sources["optimizer"] += " (lr from the checkpoint)"
                 else:
-                    settings.sources["optimizer"] += f", lr not static: default {DEFAULT_LR:g}"
+                    settings.sources["optimizer"] += f" (lr not static: {DEFAULT_LR:g} assumed)"
     elif isinstance(metadata.get("lr"), int | float):
         settings.lr = float(metadata["lr"])
         for name in ("momentum", "weight_decay"):
             if isinstance(metadata.get(name), int | float):
                 setattr(settings, name, float(metadata[name]))
-        settings.sources["optimizer"] = "from the checkpoint's optimizer state"
+        settings.sources["optimizer"] = "the checkpoint's optimizer state"
     if ctx is not None:
         for call, qualname in ctx.calls_to(*_LOSSES):
             settings.loss = _LOSSES[qualname]
-            settings.sources["loss"] = f"from {script_name} line {call.lineno}"
+            settings.sources["loss"] = f"{script_name}:{call.lineno}"
             break
     return settings
