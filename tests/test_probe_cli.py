@@ -305,3 +305,17 @@ def test_gradient_probe_runs_at_the_scripts_optimizer_settings(trained: Path) ->
     gradients = [f for f in result["findings"] if f["code"].startswith("NP4")]
     assert gradients, result
     assert {f["data"].get("optimizer_source") for f in gradients} == {f"train.py:{sgd}"}
+
+
+def test_worker_protocol_answers_by_id_and_rejects_unknown_methods(trained: Path) -> None:
+    from nnprobe.worker import handle
+
+    client = worker_client.shared_client()
+    answer = client.request("ping", {}, timeout=60)
+    assert answer["id"] and isinstance(answer["result"]["pid"], int)
+    assert answer["result"]["pid"] != os.getpid()
+    assert handle({"id": 7, "method": "nope"}) == {
+        "id": 7,
+        "error": {"code": "protocol", "message": "unknown method 'nope'"},
+    }
+    assert handle({"id": 8, "method": "shutdown"}) is None
