@@ -21,7 +21,7 @@ from nnprobe.core.finding import Confidence, Finding, Severity
 from nnprobe.inspectors.gradient_context import GradientContext, LayerGradient
 from nnprobe.inspectors.gradients import UpdateRatio
 from nnprobe.probe import ProbeInputs
-from nnprobe.probe.gradients import GradientError, OptimizerSettings, probe_gradients
+from nnprobe.probe.gradients import LOSSES, GradientError, OptimizerSettings, probe_gradients
 
 CODES = ("NP401", "NP402", "NP403", "NP404", "NP405")
 
@@ -290,6 +290,8 @@ def test_regression_losses_get_synthetic_targets() -> None:
 def test_bad_loss_and_shape_mismatch_raise_gradient_error() -> None:
     with pytest.raises(GradientError, match="unknown loss"):
         probe_gradients(mlp(), digits_batch(), loss="hinge", display_path="m.pt")
+    with pytest.raises(GradientError, match="labels shaped like the outputs"):
+        probe_gradients(mlp(), digits_batch(), loss="mse", display_path="m.pt")
     with pytest.raises(GradientError, match="forward raised"):
         probe_gradients(mlp(), np.zeros((4, 3), np.float32), display_path="m.pt")
 
@@ -393,3 +395,14 @@ def test_every_zoo_model_is_left_as_it_was(entry: ZooEntry) -> None:
     assert not any(m.training for m in model.modules())
     assert all(p.grad is None for p in model.parameters())
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_every_loss_runs_with_synthetic_labels(loss: str) -> None:
+    head: list[nn.Module] = {"nll": [nn.LogSoftmax(1)], "bce": [nn.Sigmoid()]}.get(loss, [])
+    model = nn.Sequential(mlp(), *head)
+    x = digits()[1][:64]
+    result = probe_gradients(model, x, loss=loss, display_path="m.pt", steps=3)
+    assert result.context.synthetic_labels
+    assert len(result.losses) == 4 and all(np.isfinite(result.losses))
+    assert codes(result.findings) == []

@@ -368,6 +368,11 @@ def _targets(y: Any, output: torch.Tensor, loss: str, seed: int) -> tuple[torch.
             return target.long(), False
         if target.numel() == output.numel():
             target = target.reshape(output.shape)
+        if target.shape != output.shape:  # the loss would broadcast them silently
+            raise GradientError(
+                f"the {loss} loss needs labels shaped like the outputs {list(output.shape)}, "
+                f"got {list(target.shape)}"
+            )
         return target.to(output.dtype), False
     generator = torch.Generator().manual_seed(seed)
     shape = tuple(output.shape)
