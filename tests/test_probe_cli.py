@@ -319,3 +319,15 @@ def test_worker_protocol_answers_by_id_and_rejects_unknown_methods(trained: Path
         "error": {"code": "protocol", "message": "unknown method 'nope'"},
     }
     assert handle({"id": 8, "method": "shutdown"}) is None
+
+
+def test_a_suppression_on_the_layer_line_silences_the_copy_only(trained: Path) -> None:
+    script = trained / "train.py"
+    original = script.read_text(encoding="utf-8")
+    line = "self.fc1 = nn.Linear(64, hidden)"
+    script.write_text(original.replace(line, line + "  # nnprobe: ignore[NP301]"), "utf-8")
+    try:
+        _, findings = inspect("runs/ckpt_9.pt", "--select", "NP301")
+    finally:
+        script.write_text(original, encoding="utf-8")
+    assert {f["path"] for f in findings} == {"runs/ckpt_9.pt"}

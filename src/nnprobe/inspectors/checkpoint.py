@@ -1,6 +1,8 @@
-"""Reads one checkpoint or ONNX file and runs the weight rules on it, turning every kind of bad
-input into a finding: unreadable or truncated (NP901), a pickle that would run code (NP902), a
-missing optional dependency (NP901 naming the extra to install).
+"""Reads one checkpoint or ONNX file, runs the weight rules on it and, when the front door asks,
+probes it (NP3xx/NP4xx), turning every kind of bad input into a finding: unreadable or truncated
+(NP901), a pickle that would run code (NP902), a missing optional dependency (NP901 naming the
+extra to install), no model for a state_dict (NP905), a probe that overran its budget (NP904).
+Findings about a layer are also copied onto the line of the training script that creates it.
 
 nnprobe.probe, and with it numpy, torch and onnx, is imported inside the handler, so registering
 it costs the static path and the language server nothing.
@@ -42,10 +44,16 @@ def check_checkpoint(target: Target, config: Config) -> FileResult:
             return FileResult(display, [], analysed=False)
         return _failed(target, config, exc.code, exc.message)
     checkpoint.display = display
-    from nnprobe.probe.runtime import plan
+    from nnprobe.probe.runtime import RuntimePlan, plan
 
-    runtime = plan(checkpoint, config)
-    findings = check_weights(checkpoint, config, runtime.activation_hints)
+    findings: list[Finding] = []
+    try:
+        runtime = plan(checkpoint, config)
+    except Exception as exc:  # a bug in model resolution must not cost the weight findings
+        runtime = RuntimePlan()
+        message = f"finding the model for this checkpoint crashed ({type(exc).__name__}: {exc})"
+        findings.append(internal_finding("NP907", display, message, config, trace=exc))
+    findings += check_weights(checkpoint, config, runtime.activation_hints)
     findings.extend(probe_hook(checkpoint, config, runtime))
     findings = finalize(findings, config, target.path)
     smap = runtime.source_map
