@@ -251,3 +251,30 @@ def test_progress_only_on_a_tty_and_erased_at_the_end() -> None:
         assert tty.written.wait(10)
     assert tty.text.startswith("\rnnprobe: probing a.pt")
     assert tty.text.endswith("\r") and tty.text.rstrip("\r").endswith(" ")
+
+
+def test_weights_load_strictly_and_wrapper_prefixes_come_back(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from nnprobe.probe.factory import FactoryError, FactorySpec, build_model, load_weights
+    from nnprobe.probe.loading import load_checkpoint
+
+    script = write(
+        tmp_path / "train.py",
+        NET + "\n\nclass Wrapper(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.model = Net(hidden=HIDDEN)\n",
+    )
+    torch.manual_seed(0)
+    wrapper = build_model(FactorySpec(script, "Wrapper"))
+    torch.save({"state_dict": wrapper.state_dict()}, tmp_path / "lightning.ckpt")
+    checkpoint = load_checkpoint(tmp_path / "lightning.ckpt")
+    assert checkpoint.prefix == "model."
+    fresh = build_model(FactorySpec(script, "Wrapper"))
+    load_weights(fresh, checkpoint, FactorySpec(script, "Wrapper"))
+    assert torch.equal(fresh.model.fc1.weight, wrapper.model.fc1.weight)
+    inner = build_model(FactorySpec(script, "Net", kwargs=(("hidden", 24),)))
+    load_weights(inner, checkpoint, FactorySpec(script, "Net"))
+    narrow = FactorySpec(script, "Net", origin="from --model")
+    with pytest.raises(FactoryError, match=r"shapes differ for fc1\.weight, fc1\.bias"):
+        load_weights(build_model(narrow), checkpoint, narrow)
+    with pytest.raises(FactoryError, match="returned 'int', not an nn.Module"):
+        build_model(FactorySpec(script, None, expression="HIDDEN"))

@@ -644,7 +644,7 @@ def build_model(spec: FactorySpec) -> torch.nn.Module:
     if isinstance(model, tuple) and model and isinstance(model[0], torch.nn.Module):
         model = model[0]
     if not isinstance(model, torch.nn.Module):
-        raise FactoryError(f"{spec.describe()} returned a {type(model).__name__}, not an nn.Module")
+        raise FactoryError(f"{spec.describe()} returned {type(model).__name__!r}, not an nn.Module")
     return model
 
 
@@ -655,6 +655,12 @@ def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, spec: FactoryS
     state = {name: torch.from_numpy(array.copy()) for name, array in checkpoint.tensors.items()}
     state.update({name: torch.from_numpy(a.copy()) for name, a in checkpoint.other.items()})
     expected = set(module.state_dict())
+    if checkpoint.prefix and not expected & set(state):
+        # The loader strips wrapper prefixes (`model.` of a LightningModule); a factory that
+        # builds the wrapper itself wants them back.
+        prefixed = {checkpoint.prefix + name: tensor for name, tensor in state.items()}
+        if expected & set(prefixed):
+            state = prefixed
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
