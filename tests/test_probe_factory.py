@@ -278,3 +278,49 @@ def test_weights_load_strictly_and_wrapper_prefixes_come_back(tmp_path: Path) ->
         load_weights(build_model(narrow), checkpoint, narrow)
     with pytest.raises(FactoryError, match="returned 'int', not an nn.Module"):
         build_model(FactorySpec(script, None, expression="HIDDEN"))
+
+
+def test_source_map_finds_layer_lines_and_copies_runtime_findings(tmp_path: Path) -> None:
+    from nnprobe.core.finding import FILE_START, Evidence
+    from nnprobe.core.registry import get_rule
+    from nnprobe.probe.source_map import SourceMap
+
+    script = write(
+        tmp_path / "model.py",
+        """
+        import torch
+        from torch import nn
+
+
+        class CNN(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.features = nn.Sequential(
+                    nn.Conv2d(1, 8, 3),
+                    nn.ReLU(),
+                )
+                self.head = nn.Linear(8, 10)
+
+            def forward(self, x):
+                return self.head(torch.relu(self.features(x).mean((2, 3))))
+        """,
+    )
+    ctx = script_context(script)
+    assert ctx is not None
+    smap = SourceMap.build(ctx, ctx.models.for_class(ctx.classes["CNN"]), script, "model.py")
+    assert smap.range_for("features.1").start.line == 11  # type: ignore[union-attr]
+    assert smap.range_for("features.0.weight").start.line == 10  # type: ignore[union-attr]
+    assert smap.range_for("tail") is None and smap.range_for("0") is None
+    smap.prefix = "features."  # names the loader stripped come back
+    assert smap.range_for("0").start.line == 10  # type: ignore[union-attr]
+    assert smap.activations == {"features.0": "relu"}
+    rule = get_rule("NP301")
+    assert rule is not None
+    functional = rule().finding("runs/a.pt", FILE_START, message="dead", module=None)
+    functional.data["layer"] = "head"
+    static = get_rule("NP101")().finding("runs/a.pt", FILE_START, message="s")  # type: ignore[misc]
+    copies = smap.copies([functional, static], "runs/a.pt")
+    assert [(c.path, c.range.start.line, c.message) for c in copies] == [
+        ("model.py", 13, "a.pt: dead")
+    ]
+    assert copies[0].evidence is Evidence.ACTIVATIONS and "checkpoint" not in functional.data

@@ -48,6 +48,7 @@ def plan(checkpoint: Checkpoint, config: Config) -> RuntimePlan:
         script = Path(resolution.ctx.path)
         display = display_for(script, checkpoint.display)
         smap = SourceMap.build(resolution.ctx, resolution.model, script, display)
+        smap.prefix = checkpoint.prefix
     return RuntimePlan(resolution, smap)
 
 

@@ -7,6 +7,9 @@ and constructor call, which is all the mapping needs: no import, no torch.
 Each runtime finding on a checkpoint (NP2xx/NP3xx/NP4xx with a `module`) gets a copy on the
 script: same code and severity, `path` the script's display path, `range` the constructor call,
 the message prefixed with the checkpoint's name so several checkpoints on one line stay apart.
+Training-log findings (NP5xx) name no module but an anchor (`data["anchor"]`: "optimizer",
+"epoch-loop"), which the log inspector puts in `ranges` beside the module paths; a fix meant
+for the script travels in `data["script_fix"]`.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnprobe.core.finding import Evidence, Finding, Range
+from nnprobe.core.finding import Evidence, Finding, Fix, Range
 
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.context import ScriptContext
     from nnprobe.inspectors.script.models import ModelDef
 
-RUNTIME_EVIDENCE = frozenset({Evidence.WEIGHTS, Evidence.ACTIVATIONS, Evidence.GRADIENTS})
+RUNTIME_EVIDENCE = frozenset(
+    {Evidence.WEIGHTS, Evidence.ACTIVATIONS, Evidence.GRADIENTS, Evidence.LOGS}
+)
 
 
 @dataclass
@@ -33,6 +38,7 @@ class SourceMap:
     ranges: dict[str, Range] = field(default_factory=dict)  # module path -> constructor call
     activations: dict[str, str] = field(default_factory=dict)  # layer path -> activation after it
     text: str = ""
+    prefix: str = ""  # the wrapper prefix the loader stripped from the weights' names ("model.")
 
     @classmethod
     def build(cls, ctx: ScriptContext, model: ModelDef, script: Path, display: str) -> SourceMap:
@@ -55,6 +61,12 @@ class SourceMap:
         """The constructor of `module`, or of the nearest enclosing module the script names."""
         if not module:
             return None
+        found = self._range_for(module)
+        if found is None and self.prefix:
+            found = self._range_for(self.prefix + module)
+        return found
+
+    def _range_for(self, module: str) -> Range | None:
         path = module.replace("/", ".").replace(":", ".").strip(".")
         while path:
             if path in self.ranges:
@@ -73,16 +85,20 @@ class SourceMap:
             # A functional activation at the top level has no module: it lands on the weight
             # layer that feeds it.
             layer = finding.data.get("layer")
-            where = self.range_for(finding.module) or self.range_for(
-                layer if isinstance(layer, str) else None
+            anchor = finding.data.get("anchor")
+            where = (
+                self.range_for(finding.module)
+                or self.range_for(layer if isinstance(layer, str) else None)
+                or (self.ranges.get(anchor) if isinstance(anchor, str) else None)
             )
             if where is None:
                 continue
+            script_fix = finding.data.get("script_fix")
             copy = finding.with_(
                 path=self.display,
                 range=where,
                 message=f"{name}: {finding.message}",
-                fix=None,
+                fix=script_fix if isinstance(script_fix, Fix) else None,
                 data={**finding.data, "checkpoint": checkpoint_display},
             )
             out.append(copy)
