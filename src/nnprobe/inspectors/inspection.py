@@ -109,6 +109,10 @@ class ExportFallback(InspectionRule):
     operator the exporters do not support, a forward whose control flow depends on the data (one
     trace would describe only one branch), or a graph that disagreed with the eager forward.
 
+    It is also how a probe that could not run at all is reported: the forward raised on the probe
+    inputs, or ONNX Runtime and the eager fallback both failed. The message quotes the error, and
+    that file gets no NP3xx or NP4xx findings.
+
     ## Why is this bad?
     The findings are still valid, but the eager probe is slower, sees only module outputs (a
     functional `F.relu` inside a forward has no hook), and is redone in full for every checkpoint
@@ -148,6 +152,11 @@ class ProbeTimeout(InspectionRule):
     Reports a probe (activations or gradients on a probe batch) that exceeded its time or memory
     budget and was stopped. Weight findings for the file are still reported.
 
+    Probes run in a worker process (`python -m nnprobe.worker`). Each checkpoint's probe gets
+    `--probe-timeout` seconds (default 120); past it the worker is killed, which stops even a
+    forward stuck in native code, and the next file gets a fresh worker. A worker that dies on its
+    own (out of memory, a crash in native code) is reported the same way.
+
     ## Why is this bad?
     The activation and gradient findings for that file are missing.
 
@@ -157,8 +166,8 @@ class ProbeTimeout(InspectionRule):
     ```
 
     ## How to fix
-    Probe fewer inputs (`--probe-batch`), give the probe more time or memory, or inspect weights
-    only with `--no-probe`.
+    Probe in smaller sub-batches (`--probe-batch`) or with less probe data, give the probe more
+    time (`--probe-timeout 300`), or inspect weights only with `--no-probe`.
 
     ## Options
     None.
@@ -181,6 +190,11 @@ class ModelUnresolved(InspectionRule):
     were checked (NP2xx) and no activation or gradient probe ran. A factory is found from
     `--model`, from `[tool.nnprobe.models]`, or statically from the training script that saves the
     checkpoint and the nn.Module it builds.
+
+    It is also reported when the factory found cannot build the model, when the weights do not fit
+    the model it builds (wrong architecture: the message lists the missing and unexpected keys, or
+    the tensors whose shapes differ), and when importing workspace code is not allowed
+    (`--no-import`, or an untrusted workspace in the editor).
 
     ## Why is this bad?
     A state_dict holds weights, not the architecture: without the code that builds the model,
