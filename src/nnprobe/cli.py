@@ -111,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("rule", metavar="CODE", help="a rule code (NP104) or name")
     rule.set_defaults(handler=_rule)
 
+    curves = commands.add_parser(
+        "curves", help="plot a training log's curves with the NP5xx events marked (PNG)"
+    )
+    curves.add_argument("log", metavar="LOG", help="a CSV, JSON lines or TensorBoard event file")
+    curves.add_argument("-o", "--output", metavar="PNG", required=True, help="where to write it")
+    curves.add_argument("--config", metavar="FILE", help="settings file (default: searched upward)")
+    curves.set_defaults(handler=_curves)
+
     serve = commands.add_parser("serve", help="run the language server (stdio by default)")
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     serve.set_defaults(handler=_serve)
@@ -350,6 +358,19 @@ def _rule(args: argparse.Namespace) -> int:
     if rule is None:
         raise UsageError(f"unknown rule code or name {args.rule!r} (see `nnprobe rules`)")
     sys.stdout.write(render_rule_page(rule))
+    return EXIT_CLEAN
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from nnprobe.logs.curves import curves_png
+    from nnprobe.logs.reader import NotALog
+
+    config = load_config(Path(args.config)) if args.config else load_config(start=Path.cwd())
+    try:
+        png, _ = curves_png(Path(args.log), config)
+    except (NotALog, OSError, ImportError) as exc:
+        return _fail(f"{args.log}: {exc}")
+    Path(args.output).write_bytes(png)
     return EXIT_CLEAN
 
 

@@ -31,6 +31,7 @@ _KEYS = {
     "probe": 'probe inputs: a data file ("probe.npz") or a callable ("train.py:probe_batch")',
     "input-shape": "one sample's shape for synthetic probe inputs, e.g. [3, 32, 32]",
     "probe-batch": "samples per forward pass while probing (bounds the probe's memory)",
+    "logs": 'training logs: { columns = { val-loss = "valid/loss" }, script = "train.py" }',
 }
 DEFAULT_PROBE_TIMEOUT = 120.0
 
@@ -90,6 +91,7 @@ class Config:
     probe_base: Path | None = None
     input_shape: tuple[int, ...] | None = None
     probe_batch: int | None = None
+    logs: dict[str, Any] = field(default_factory=dict)  # validated by nnprobe.logs.settings
     # Set by the front door, not the file: whether to run probes at all, whether workspace code
     # may be imported (a trusted workspace), and each probe's time budget in seconds.
     run_probes: bool = False
@@ -319,6 +321,14 @@ def parse_config(
         if not isinstance(batch, int) or isinstance(batch, bool) or batch <= 0:
             raise fail(f"{key('probe-batch')} must be a positive integer")
         config.probe_batch = batch
+
+    if "logs" in table:
+        from nnprobe.logs.settings import parse_logs
+
+        try:
+            config.logs = parse_logs(_table(table, "logs", key, fail))
+        except ValueError as exc:
+            raise fail(f"{key('logs')}: {exc}") from None
 
     for pattern, ignored in _table(table, "per-file-ignores", key, fail).items():
         if not isinstance(ignored, list) or not all(isinstance(v, str) for v in ignored):

@@ -7,6 +7,7 @@ suppressions the same way for every kind of evidence.
 
 from __future__ import annotations
 
+import fnmatch
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +37,30 @@ def register_handler(suffixes: Iterable[str], handler: Handler) -> None:
         _HANDLERS[suffix.lower()] = handler
 
 
+# Files whose kind is in the name, not the suffix (`events.out.tfevents.1700000000.host.42.0`).
+_NAME_HANDLERS: dict[str, Handler] = {}
+
+
+def register_name_handler(patterns: Iterable[str], handler: Handler) -> None:
+    for pattern in patterns:
+        _NAME_HANDLERS[pattern] = handler
+
+
 def handled_suffixes() -> frozenset[str]:
     all_rules()  # importing the inspectors registers their handlers
     return frozenset(_HANDLERS)
+
+
+def handled_names() -> frozenset[str]:
+    all_rules()
+    return frozenset(_NAME_HANDLERS)
+
+
+def handler_for(path: Path) -> Handler | None:
+    for pattern, handler in _NAME_HANDLERS.items():
+        if fnmatch.fnmatch(path.name, pattern):
+            return handler
+    return _HANDLERS.get(path.suffix.lower())
 
 
 @dataclass
@@ -60,7 +82,7 @@ def inspect_paths(paths: Sequence[str], config: Config) -> Report:
             existing.append(raw)
         else:
             report.missing.append(raw)
-    for target in discover(existing, config, suffixes):
+    for target in discover(existing, config, suffixes, handled_names()):
         result = inspect_target(target, config)
         if result.analysed:
             report.files += 1
@@ -70,7 +92,7 @@ def inspect_paths(paths: Sequence[str], config: Config) -> Report:
 
 
 def inspect_target(target: Target, config: Config) -> FileResult:
-    handler = _HANDLERS.get(target.path.suffix.lower())
+    handler = handler_for(target.path)
     if handler is None:
         if target.explicit:
             kind = target.path.suffix or target.path.name

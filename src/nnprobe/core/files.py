@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -42,9 +43,15 @@ def _is_virtualenv(directory: Path) -> bool:
     return (directory / "pyvenv.cfg").is_file()
 
 
-def discover(paths: Iterable[str], config: Config, suffixes: frozenset[str]) -> Iterator[Target]:
+def discover(
+    paths: Iterable[str],
+    config: Config,
+    suffixes: frozenset[str],
+    names: frozenset[str] = frozenset(),
+) -> Iterator[Target]:
     """Files to inspect, in a stable order; a named file is always inspected, even if excluded
-    by a directory rule, except when it matches `exclude` itself."""
+    by a directory rule, except when it matches `exclude` itself. `names` are glob patterns of
+    file names handled whatever their suffix."""
     seen: set[Path] = set()
     for raw in paths:
         root = Path(raw)
@@ -60,7 +67,10 @@ def discover(paths: Iterable[str], config: Config, suffixes: frozenset[str]) -> 
                 )
                 for name in sorted(filenames):
                     path = here / name
-                    if path.suffix.lower() not in suffixes or config.is_excluded(path):
+                    wanted = path.suffix.lower() in suffixes or any(
+                        fnmatch.fnmatch(name, pattern) for pattern in names
+                    )
+                    if not wanted or config.is_excluded(path):
                         continue
                     key = path.resolve()
                     if key not in seen:
