@@ -98,6 +98,27 @@ class Slow(nn.Module):
 """
 
 
+HOG = """
+import time
+
+import torch
+from torch import nn
+
+
+class Hog(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 32)
+
+    def forward(self, x):
+        hoard = []
+        for _ in range(40):  # up to 2.5 GB, 64 MB at a time
+            hoard.append(torch.ones(16 * 2**20))
+            time.sleep(0.02)
+        return self.fc1(x)
+"""
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A project whose train.py really trained and saved runs/ckpt_0.pt and runs/ckpt_1.pt, plus
@@ -331,3 +352,24 @@ def test_a_suppression_on_the_layer_line_silences_the_copy_only(trained: Path) -
     finally:
         script.write_text(original, encoding="utf-8")
     assert {f["path"] for f in findings} == {"runs/ckpt_9.pt"}
+
+
+def test_a_probe_over_its_memory_budget_is_stopped(trained: Path) -> None:
+    from nnprobe.probe.factory import FactorySpec
+    from nnprobe.probe.worker_client import WorkerError
+
+    hog = trained / "hog"
+    hog.mkdir(exist_ok=True)
+    (hog / "hog.py").write_text(textwrap.dedent(HOG), encoding="utf-8")
+    torch.save({"fc1.weight": torch.zeros(32, 64), "fc1.bias": torch.zeros(32)}, hog / "h.pt")
+    params = {
+        "checkpoint": str(hog / "h.pt"),
+        "display": "hog/h.pt",
+        "factory": FactorySpec(hog / "hog.py", "Hog").to_dict(),
+        "config": {"select": ["NP301"]},
+    }
+    client = worker_client.shared_client()
+    with pytest.raises(WorkerError, match="more than its 200 MB memory budget") as caught:
+        client.request("probe", params, timeout=120, memory_limit=200 * 2**20)
+    assert caught.value.memory and not client.running
+    shutil.rmtree(hog)

@@ -138,14 +138,21 @@ def _run(params: dict[str, Any], config: Config, display: str) -> list[Finding]:
         response = {"error": response["error"]} if "error" in response else {"result": response}
     else:
         from nnprobe.probe.progress import Progress
-        from nnprobe.probe.worker_client import WorkerError, shared_client
+        from nnprobe.probe.worker_client import WorkerError, default_memory_budget, shared_client
 
         timeout = config.probe_timeout
         try:
             with Progress(f"probing {display}"):
-                response = shared_client().request("probe", params, timeout, what="the probe")
+                response = shared_client().request(
+                    "probe", params, timeout, what="the probe", memory_limit=default_memory_budget()
+                )
         except WorkerError as exc:
-            if exc.timeout:
+            if exc.memory:
+                message = (
+                    f"{exc.message} (3/4 of the memory available when it started); "
+                    "--probe-batch N bounds the probe's memory; the weight rules ran"
+                )
+            elif exc.timeout:
                 message = (
                     f"the probe took longer than its {timeout:g} s budget and was stopped "
                     "(--probe-timeout raises it; --probe-batch or smaller probe data make it "

@@ -23,16 +23,32 @@ from pathlib import Path
 from typing import IO, Any
 
 DEFAULT_STARTUP_TIMEOUT = 120.0
+MEMORY_POLL = 0.1  # seconds between resident-memory checks while a job runs
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def default_memory_budget() -> int | None:
+    """Three quarters of the memory available now (Linux): a probe that needs more would push
+    the machine into swap or the OOM killer; None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 * 3 // 4
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 class WorkerError(Exception):
-    """The worker did not answer: `timeout` when the budget ran out (the process was killed),
-    else it crashed or could not start; the message is meant for the user."""
+    """The worker did not answer: `timeout` or `memory` when a budget ran out (the process was
+    killed), else it crashed or could not start; the message is meant for the user."""
 
-    def __init__(self, message: str, *, timeout: bool = False) -> None:
+    def __init__(self, message: str, *, timeout: bool = False, memory: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.timeout = timeout
+        self.memory = memory
 
 
 class WorkerClient:
@@ -93,18 +109,35 @@ class WorkerClient:
             lines.put(line)
         lines.put(None)
 
-    def _next(self, timeout: float, what: str) -> dict[str, Any]:
+    def _next(self, timeout: float, what: str, memory_limit: int | None = None) -> dict[str, Any]:
+        """The next message; kills the worker when `timeout` passes or its resident memory grows
+        by more than `memory_limit` bytes over what it held when the wait began."""
         deadline = time.monotonic() + timeout
+        baseline = self._rss() if memory_limit is not None else None
         while True:
             remaining = deadline - time.monotonic()
+            wait = max(remaining, 0.0)
+            if baseline is not None:
+                wait = min(wait, MEMORY_POLL)
             try:
-                line = self._lines.get(timeout=max(remaining, 0.0))
+                line = self._lines.get(timeout=wait)
             except queue.Empty:
-                self.kill()
-                raise WorkerError(
-                    f"{what} took longer than its {timeout:g} s budget and was stopped",
-                    timeout=True,
-                ) from None
+                if remaining <= wait:
+                    self.kill()
+                    raise WorkerError(
+                        f"{what} took longer than its {timeout:g} s budget and was stopped",
+                        timeout=True,
+                    ) from None
+                rss = self._rss()
+                if memory_limit is not None and baseline is not None and rss is not None:
+                    if rss - baseline > memory_limit:
+                        self.kill()
+                        raise WorkerError(
+                            f"{what} used more than its {memory_limit / 2**20:.0f} MB memory "
+                            "budget and was stopped",
+                            memory=True,
+                        ) from None
+                continue
             if line is None:
                 detail = self._stderr_tail()
                 self.kill()
@@ -117,6 +150,17 @@ class WorkerClient:
                 continue
             if isinstance(message, dict):
                 return message
+
+    def _rss(self) -> int | None:
+        """The worker's resident memory in bytes (Linux /proc; None elsewhere)."""
+        process = self._process
+        if process is None:
+            return None
+        try:
+            with open(f"/proc/{process.pid}/statm", encoding="ascii") as handle:
+                return int(handle.read().split()[1]) * PAGE_SIZE
+        except (OSError, ValueError, IndexError):
+            return None
 
     def _stderr_tail(self) -> str:
         if self._stderr is None:
@@ -133,9 +177,10 @@ class WorkerClient:
         params: dict[str, Any],
         timeout: float,
         what: str = "the probe",
+        memory_limit: int | None = None,
     ) -> dict[str, Any]:
-        """Send one request and return its response (`result` or `error`); WorkerError when the
-        budget runs out (the worker is killed) or the worker dies."""
+        """Send one request and return its response (`result` or `error`); WorkerError when a
+        budget runs out (time, or memory growth in bytes; the worker is killed) or it dies."""
         with self._lock:
             self.start()
             assert self._process is not None and self._process.stdin is not None
@@ -149,7 +194,7 @@ class WorkerClient:
                 self.kill()
                 raise WorkerError(f"the probe worker is gone: {detail}") from None
             while True:
-                response = self._next(timeout, what)
+                response = self._next(timeout, what, memory_limit)
                 if response.get("id") == rid:
                     return response
 
