@@ -51,6 +51,8 @@ def test_unguarded_top_level_code_is_not_run(tmp_path: Path) -> None:
 
         HERE = os.path.dirname(os.path.abspath(__file__))
         STEPS = 3 * 4
+        CLASSES = ("cat", "dog")
+        N = max(len(CLASSES), int(os.environ.get("NNPROBE_N", "1")))
         try:
             import numpy as np
         except ImportError:
@@ -71,12 +73,13 @@ def test_unguarded_top_level_code_is_not_run(tmp_path: Path) -> None:
         for epoch in range(2):
             sentinel(f"loop-{epoch}")
         data = sentinel("assignment-by-call")
+        size = len(sentinel("call-inside-a-safe-call") or "")
         if __name__ == "__main__":
             sentinel("main-block")
         """,
     )
     module = import_definitions(script)
-    assert module.Net.width == 12 and callable(module.sentinel)
+    assert module.Net.width == 12 and callable(module.sentinel) and module.N == 2
     assert module.__file__ == str(script.resolve())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.py"]
     assert str(tmp_path) not in sys.path

@@ -3,11 +3,13 @@
 A model factory (`train.py:Net`) or a probe callable (`train.py:probe_batch`) lives in a script
 whose top level usually trains: it loads data, builds the model, loops over epochs and saves
 checkpoints. Importing it the ordinary way would run all of that. Instead a filtered copy of the
-source is executed: imports, constant assignments, function and class definitions, docstrings and
-`if TYPE_CHECKING:` blocks are kept; everything else (the `if __name__ == "__main__":` block,
-unguarded loops, calls, assignments computed by calls) is dropped. The copy is compiled with the
-script's real filename, so tracebacks and `inspect.getsource` point at the user's file, and runs in
-a fresh module namespace with the script's directory on sys.path only while it executes.
+source is executed: imports, constant assignments (literals, arithmetic, and a few side-effect-free
+calls such as `len`, `os.path.join`, `torch.device`), function and class definitions, docstrings
+and `if TYPE_CHECKING:` blocks are kept; everything else (the `if __name__ == "__main__":` block,
+unguarded loops and calls, assignments computed by any other call) is dropped. The copy is
+compiled with the script's real filename, so tracebacks and `inspect.getsource` point at the
+user's file, and runs in a fresh module namespace with the script's directory on sys.path only
+while it executes.
 
 Modules the script imports (`from models import Net`) are imported normally: they are the user's
 libraries, and a library that trains at import time is rare enough not to second-guess.
@@ -56,11 +58,74 @@ _CONSTANT_NODES = (
 )
 
 
+# Calls that compute a value and touch nothing, common in the constants a model's constructor
+# reads (`DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")`,
+# `NUM_CLASSES = len(CLASSES)`, `ROOT = os.path.dirname(__file__)`).
+SAFE_CALLS = frozenset(
+    {
+        "len",
+        "int",
+        "float",
+        "str",
+        "bool",
+        "tuple",
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "range",
+        "min",
+        "max",
+        "sum",
+        "abs",
+        "round",
+        "sorted",
+        "os.path.join",
+        "os.path.dirname",
+        "os.path.abspath",
+        "os.path.basename",
+        "os.path.expanduser",
+        "os.environ.get",
+        "os.getenv",
+        "Path",
+        "pathlib.Path",
+        "math.sqrt",
+        "math.log",
+        "math.ceil",
+        "math.floor",
+        "torch.device",
+        "torch.cuda.is_available",
+        "torch.backends.mps.is_available",
+        "TypeVar",
+        "typing.TypeVar",
+        "namedtuple",
+        "collections.namedtuple",
+        "logging.getLogger",
+    }
+)
+
+
 def _is_constant(expr: ast.AST | None) -> bool:
-    """An expression that computes nothing with side effects: literals, names, arithmetic."""
+    """An expression that computes nothing with side effects: literals, names, arithmetic, and
+    calls of SAFE_CALLS on such arguments."""
     if expr is None:
         return True
-    return all(isinstance(node, _CONSTANT_NODES) for node in ast.walk(expr))
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Call):
+            if _dotted(node.func) not in SAFE_CALLS:
+                return False
+        elif not isinstance(node, _CONSTANT_NODES + (ast.keyword,)):
+            return False
+    return True
+
+
+def _dotted(expr: ast.expr) -> str | None:
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.Attribute):
+        base = _dotted(expr.value)
+        return f"{base}.{expr.attr}" if base else None
+    return None
 
 
 def _is_type_checking(test: ast.expr) -> bool:
