@@ -182,9 +182,15 @@ class NnprobeServer(LanguageServer):
 
 
 def create_server() -> NnprobeServer:
-    from nnprobe.server.features import code_actions, commands, configuration, documents
+    from nnprobe.server.features import (
+        code_actions,
+        commands,
+        configuration,
+        documents,
+        training_logs,
+    )
 
     server = NnprobeServer()
-    for feature in (configuration, documents, code_actions, commands):
+    for feature in (configuration, documents, code_actions, commands, training_logs):
         feature.register(server)
     return server

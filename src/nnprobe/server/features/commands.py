@@ -31,6 +31,7 @@ PICTURES = {
     "nnprobe.activationMaps": "activation maps",
     "nnprobe.occlusion": "occlusion maps",
     "nnprobe.topActivating": "top-activating inputs",
+    "nnprobe.curves": "training curves",  # answered by features/training_logs.py
 }
 CHECKPOINT_SUFFIXES = frozenset({".pt", ".pth", ".ckpt", ".safetensors", ".onnx"})
 HEAVY_MODULES = ("torch", "numpy", "onnx", "onnxruntime", "safetensors", "scipy", "matplotlib")
