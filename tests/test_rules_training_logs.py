@@ -156,3 +156,21 @@ def test_tfevents_files_are_found_in_a_directory_walk(tmp_path: Path) -> None:
     WRITERS["tensorboard"](records("diverges"), tmp_path / "runs")
     report = inspect_paths([str(tmp_path)], Config.default())
     assert report.files == 1 and "NP501" in codes(report.findings)
+
+
+@pytest.mark.parametrize(
+    ("logs", "message"),
+    [
+        ({"columns": {"bogus": "x"}}, "unknown role 'bogus'"),
+        ({"columns": {"lr": 3}}, "columns.lr must be a column name"),
+        ({"script": "train.sh"}, "script must name a .py file"),
+        ({"patterns": "**/*.csv"}, "patterns must be a list"),
+        ({"colums": {}}, "unknown key 'colums'"),
+    ],
+)
+def test_bad_logs_settings_name_the_key(logs: dict[str, object], message: str) -> None:
+    from nnprobe.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="tool.nnprobe.logs") as info:
+        parse_config({"logs": logs})
+    assert message in str(info.value)
