@@ -174,3 +174,14 @@ def test_bad_logs_settings_name_the_key(logs: dict[str, object], message: str) -
     with pytest.raises(ConfigError, match="tool.nnprobe.logs") as info:
         parse_config({"logs": logs})
     assert message in str(info.value)
+
+
+def test_cli_fails_on_a_diverged_run_and_prints_the_evidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nnprobe.cli import main
+
+    WRITERS["lightning"](records("diverges"), tmp_path / "lightning_logs" / "version_0")
+    assert main(["inspect", "--no-color", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "metrics.csv" in out and "NP501" in out and "lower the learning rate by 10x" in out
