@@ -6,7 +6,9 @@ Lightning itself is not installed here (it is a large dependency for a test fixt
 `write_lightning_csv` reproduces its CSVLogger's metrics.csv faithfully: one sorted header of every
 key ever logged, and sparse rows (a row per logged training step with `train_loss_step`, a row per
 validation with `val_loss`/`val_acc`, a row per epoch end with `train_loss_epoch`, the learning
-rate from LearningRateMonitor as `lr-SGD`), empty cells where a row did not log a key.
+rate from LearningRateMonitor as `lr-SGD` in rows of its own without an epoch), empty cells where
+a row did not log a key. tests/fixtures/logs/lightning-2.6.6-metrics.csv is a file the real
+CSVLogger (Lightning 2.6.6) wrote, for comparison; test_logs_reader.py reads it.
 
 Every run is seeded and full-batch or few-batch, so each takes well under a second or two.
 """
@@ -149,9 +151,9 @@ def write_lightning_csv(records: list[Epoch], path: Path) -> Path:
     for r in records:
         first = r.step - len(r.step_losses)
         for k, loss in enumerate(r.step_losses):
-            rows.append(
-                {"epoch": r.epoch, "step": first + k, "train_loss_step": loss, "lr-SGD": r.lr}
-            )
+            # LearningRateMonitor's rows carry the step but no epoch.
+            rows.append({"step": first + k, "lr-SGD": r.lr})
+            rows.append({"epoch": r.epoch, "step": first + k, "train_loss_step": loss})
         val = {"epoch": r.epoch, "step": r.step - 1, "val_loss": r.val_loss}
         if r.val_acc is not None:
             val["val_acc"] = r.val_acc

@@ -150,3 +150,18 @@ def test_tensorboard_log_lands_on_the_script_that_writes_it(
     on_script = [f for f in report.findings if f.path == "train.py"]
     assert [f.code for f in on_script] == ["NP501"]
     assert on_script[0].range.start.line == 7
+
+
+def test_a_metrics_csv_written_by_lightning_itself() -> None:
+    """Written by Lightning 2.6.6's CSVLogger with LearningRateMonitor (3 epochs on digits)."""
+    fixture = Path(__file__).parent / "fixtures" / "logs" / "lightning-2.6.6-metrics.csv"
+    run = LogReader(fixture).update()
+    assert [run.role_name(r) for r in ("train-loss", "val-loss", "val-metric", "lr")] == [
+        "train_loss_epoch",
+        "val_loss",
+        "val_acc",
+        "lr-SGD",
+    ]
+    assert run.val_loss is not None and run.val_loss.epochs == [0, 1, 2]
+    assert run.val_loss.steps == [3, 7, 11] and run.val_loss.lines == [7, 14, 21]
+    assert inspect_paths([str(fixture)], Config.default()).findings == []
