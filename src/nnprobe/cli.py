@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--config", metavar="FILE", help="settings file (default: searched upward)")
     curves.set_defaults(handler=_curves)
 
+    from nnprobe.visuals.commands import add_commands
+
+    add_commands(commands, _add_probe_arguments)
+
     serve = commands.add_parser("serve", help="run the language server (stdio by default)")
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     serve.set_defaults(handler=_serve)

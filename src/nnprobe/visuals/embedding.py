@@ -1,0 +1,150 @@
+"""2-D projections of a hidden layer and how far to believe them.
+
+PCA answers at once; UMAP shows clusters best but its first call in a process spends 20-60 s
+compiling numba code, so a long-lived worker warms it in a background thread (`warm_umap`) and
+answers with PCA until it is ready; t-SNE (scikit-learn) is there for comparison with the seed's
+pictures. Every projection comes with two numbers: trustworthiness (are 2-D neighbours real
+neighbours; scikit-learn) and the accuracy of a 5-nearest-neighbour classifier in the 2-D plane
+(5-fold cross-validated): a clean-looking picture with a low kNN accuracy is lying.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+METHODS = ("auto", "pca", "umap", "tsne")
+TRUST_SAMPLE = 2000  # trustworthiness is quadratic in the points; measured on a seeded subsample
+TRUST_NEIGHBOURS = 10
+# Tuned in bench/visual_bench.py: 200 epochs (the default below 10k points is 500) keeps the
+# trustworthiness within 0.01 and halves the time.
+UMAP_EPOCHS = 200
+
+_warm_state = {"state": "cold", "seconds": 0.0, "error": ""}
+_warm_lock = threading.Lock()
+
+
+def umap_state() -> str:
+    """ "cold", "warming", "ready" or "failed"."""
+    return _warm_state["state"]  # type: ignore[return-value]
+
+
+def warm_umap(background: bool = True) -> str:
+    """Compile UMAP's numba code once in this process (a tiny fit); in a daemon thread unless
+    `background` is False. Returns the state after starting."""
+    with _warm_lock:
+        if _warm_state["state"] in ("warming", "ready"):
+            return umap_state()
+        _warm_state["state"] = "warming"
+
+    def work() -> None:
+        import numpy as np
+
+        start = time.perf_counter()
+        try:
+            x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+            project(x, "umap")
+        except Exception as exc:  # the next real call reports it properly
+            _warm_state.update(state="failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        _warm_state.update(state="ready", seconds=time.perf_counter() - start)
+
+    if background:
+        threading.Thread(target=work, name="nnprobe-umap-warm", daemon=True).start()
+    else:
+        work()
+    return umap_state()
+
+
+def project(x: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
+    """(n, 2) points. `method` is pca, umap or tsne."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        if x.shape[1] < 2:
+            return np.column_stack([x[:, 0], np.zeros(len(x))]).astype(np.float32)
+        return np.asarray(PCA(n_components=2, random_state=seed).fit_transform(x))
+    if method == "umap":
+        try:
+            import umap
+        except ImportError as exc:
+            raise ImportError("UMAP needs umap-learn: pip install 'nnprobe[viz]'") from exc
+        reducer = umap.UMAP(
+            n_components=2,
+            n_neighbors=min(15, len(x) - 1),
+            n_epochs=UMAP_EPOCHS,
+            low_memory=True,
+            init="spectral" if len(x) > 16 else "random",
+        )
+        return np.asarray(reducer.fit_transform(x))
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
+        tsne = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed)
+        return np.asarray(tsne.fit_transform(x))
+    raise ValueError(f"unknown projection {method!r} (one of {', '.join(METHODS[1:])})")
+
+
+def quality(x: np.ndarray, points: np.ndarray, labels: np.ndarray | None) -> dict[str, float]:
+    """{"trustworthiness": ..., "knn2d": ...}; knn2d only with labels of >= 2 classes."""
+    import numpy as np
+    from sklearn.manifold import trustworthiness
+
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    out: dict[str, float] = {}
+    idx = np.arange(len(x))
+    if len(idx) > TRUST_SAMPLE:
+        idx = np.sort(np.random.default_rng(0).choice(len(x), TRUST_SAMPLE, replace=False))
+    k = min(TRUST_NEIGHBOURS, max(1, len(idx) // 2 - 1))
+    if len(idx) > 3:
+        out["trustworthiness"] = float(trustworthiness(x[idx], points[idx], n_neighbors=k))
+    if labels is not None:
+        knn = knn_accuracy(points, labels)
+        if knn is not None:
+            out["knn2d"] = knn
+    return out
+
+
+def knn_accuracy(points: np.ndarray, labels: np.ndarray, folds: int = 5) -> float | None:
+    """Mean 5-fold accuracy of a 5-nearest-neighbour classifier on the 2-D points."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    labels = np.asarray(labels)
+    _, counts = np.unique(labels, return_counts=True)
+    if len(counts) < 2 or counts.min() < 2:
+        return None
+    splits = min(folds, int(counts.min()))
+    cv = StratifiedKFold(n_splits=splits, shuffle=True, random_state=0)
+    scores = cross_val_score(KNeighborsClassifier(n_neighbors=5), points, labels, cv=cv)
+    return float(np.mean(scores))
+
+
+def embed(
+    features: np.ndarray, labels: np.ndarray | None, method: str = "auto"
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Points and meta for a preview. "auto": UMAP when this process has warmed it, else PCA with
+    `meta["pending"] = "umap"` and the warm-up started."""
+    chosen = method
+    meta: dict[str, Any] = {}
+    if method == "auto":
+        state = umap_state()
+        chosen = "umap" if state == "ready" else "pca"
+        if state != "ready":
+            meta["pending"] = "umap" if warm_umap() != "failed" else None
+            meta["umap"] = umap_state()
+    start = time.perf_counter()
+    points = project(features, chosen)
+    meta["seconds"] = round(time.perf_counter() - start, 3)
+    meta["method"] = chosen
+    meta.update({k: round(v, 4) for k, v in quality(features, points, labels).items()})
+    return points, meta
