@@ -1,8 +1,9 @@
 /**
  * Maps the editor's `nnprobe.*` configuration onto the table the server validates
  * (src/nnprobe/server/settings.py), adding what only the client knows: the interpreter it chose
- * and whether the workspace is trusted. Unset values are left out so the workspace's
- * `[tool.nnprobe]` stays the base, as the server's precedence rules expect.
+ * and whether the workspace is trusted. Only values the user set are sent (never the manifest's
+ * defaults), so the workspace's `[tool.nnprobe]` stays the base, the server's defaults stay the
+ * only defaults, and a server older than a key is not sent it unasked.
  */
 
 /** Keys the server reads from the `nnprobe` section, as the manifest contributes them. */
@@ -16,13 +17,25 @@ export const SERVER_KEYS = [
   "perFileIgnores",
   "debounce",
   "logLevel",
+  "probeTimeout",
+  "probeMemory",
+  "pollInterval",
+  "progressDelay",
 ] as const;
 
 /** Keys the client computes itself; never read from the user's configuration. */
 export const CLIENT_KEYS = ["interpreter", "trusted"] as const;
 
 export interface ConfigurationLike {
-  get<T>(key: string): T | undefined;
+  inspect<T>(key: string):
+    | { globalValue?: T; workspaceValue?: T; workspaceFolderValue?: T }
+    | undefined;
+}
+
+/** The most specific value the user set: folder, then workspace, then user settings. */
+export function userValue(config: ConfigurationLike, key: string): unknown {
+  const where = config.inspect<unknown>(key);
+  return where?.workspaceFolderValue ?? where?.workspaceValue ?? where?.globalValue;
 }
 
 export interface ClientFacts {
@@ -46,7 +59,7 @@ function isEmpty(value: unknown): boolean {
 export function serverSettings(config: ConfigurationLike, facts: ClientFacts): Record<string, unknown> {
   const settings: Record<string, unknown> = {};
   for (const key of SERVER_KEYS) {
-    const value = config.get<unknown>(key);
+    const value = userValue(config, key);
     if (!isEmpty(value)) {
       settings[key] = value;
     }

@@ -7,8 +7,8 @@ const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "..
 const properties: Record<string, { default?: unknown; markdownDescription?: string; description?: string }> =
   manifest.contributes.configuration.properties;
 
-function config(values: Record<string, unknown>) {
-  return { get: <T>(key: string) => values[key] as T | undefined };
+function config(values: Record<string, unknown>, scope: "globalValue" | "workspaceValue" = "globalValue") {
+  return { inspect: <T>(key: string) => (key in values ? { [scope]: values[key] as T } : undefined) };
 }
 
 describe("serverSettings", () => {
@@ -34,6 +34,14 @@ describe("serverSettings", () => {
       { interpreter: "python3", trusted: true },
     );
     assert.deepEqual(got, { interpreter: "python3", trusted: true });
+  });
+
+  it("sends only what the user set, the most specific scope winning", () => {
+    const layered = {
+      inspect: <T>(key: string) =>
+        ({ debounce: { defaultValue: 200, globalValue: 50, workspaceValue: 400 } as unknown as { globalValue?: T }, probeTimeout: { defaultValue: null } as unknown as { globalValue?: T } })[key],
+    };
+    assert.deepEqual(serverSettings(layered, { interpreter: "python3", trusted: true }), { debounce: 400, interpreter: "python3", trusted: true });
   });
 
   it("never reads interpreter or trust from the user's configuration", () => {

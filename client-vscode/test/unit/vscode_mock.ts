@@ -99,7 +99,10 @@ export const workspace = {
   asRelativePath(uri: Uri): string {
     return uri.path.replace(/^\/ws\//, "");
   },
-  getConfiguration(): { get<T>(key: string): T | undefined } {
-    return { get: <T>(key: string) => state.config[key] as T | undefined };
+  getConfiguration(): { get<T>(key: string): T | undefined; inspect(key: string): { globalValue?: unknown } | undefined } {
+    return {
+      get: <T>(key: string) => state.config[key] as T | undefined,
+      inspect: (key: string) => (key in state.config ? { globalValue: state.config[key] } : undefined),
+    };
   },
 };
