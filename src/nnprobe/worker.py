@@ -21,6 +21,12 @@ import traceback
 from typing import Any, TextIO
 
 PROTOCOL_VERSION = 1
+# method -> "module:function" taking the params and returning the result (or {"error": ...}):
+# `probe` is one probe job (the CLI), `inspect` a whole checkpoint inspection (the editor).
+JOBS = {
+    "probe": "nnprobe.probe.jobs:run_job",
+    "inspect": "nnprobe.probe.editor_job:run_inspection",
+}
 
 
 def _protocol_stream() -> TextIO:
@@ -44,12 +50,13 @@ def handle(request: dict[str, Any]) -> dict[str, Any] | None:
         return {"id": rid, "result": {"pid": os.getpid()}}
     if method == "shutdown":
         return None
-    if method != "probe":
+    if method not in JOBS:
         return {"id": rid, "error": {"code": "protocol", "message": f"unknown method {method!r}"}}
-    from nnprobe.probe.jobs import run_job
+    import importlib
 
+    module, function = JOBS[method].split(":")
     try:
-        outcome = run_job(request.get("params") or {})
+        outcome = getattr(importlib.import_module(module), function)(request.get("params") or {})
     except Exception as exc:
         message = f"the probe crashed ({type(exc).__name__}: {exc}); please report it"
         trace = "".join(traceback.format_exception(exc))
@@ -71,6 +78,8 @@ def _warm_up() -> None:
 
 def main() -> int:
     stream = _protocol_stream()
+    # A probe started by a job runs here: this is the process the front door kills.
+    os.environ["NNPROBE_WORKER"] = "inprocess"
     _warm_up()
     _send(stream, {"event": "ready", "pid": os.getpid(), "protocol": PROTOCOL_VERSION})
     for line in sys.stdin:

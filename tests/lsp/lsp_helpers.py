@@ -92,9 +92,13 @@ def make_client() -> LanguageClient:
             *params.registrations,
         ]
 
+    def refresh(client: LanguageClient, params: None = None) -> None:
+        client.code_lens_refreshes = getattr(client, "code_lens_refreshes", 0) + 1  # type: ignore[attr-defined]
+
     features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = publish
     features[types.WINDOW_SHOW_MESSAGE] = show_message
     features[types.CLIENT_REGISTER_CAPABILITY] = register_capability
+    features[types.WORKSPACE_CODE_LENS_REFRESH] = refresh
     register_lsp_features(client, features)
     return client
 

@@ -76,12 +76,12 @@ async def test_inspect_a_closed_script_reads_the_disk(
     assert all(f["fix"]["edits"][0]["range"]["start"]["line"] >= 1 for f in fixable)
 
 
-async def test_inspect_a_checkpoint_is_unavailable_until_the_worker_lands(
+async def test_inspect_a_broken_checkpoint_reports_why(
     client: LanguageClient, workspace: Path
 ) -> None:
     result = await execute(client, "nnprobe.inspect", (workspace / "model.pt").as_uri())
-    assert result["kind"] == "unavailable"
-    assert "worker" in result["reason"]
+    assert result["kind"] == "findings"
+    assert [f["code"] for f in result["findings"]] == ["NP901"]
 
 
 @pytest.mark.parametrize("command", PICTURES)

@@ -11,6 +11,7 @@ it costs the static path and the language server nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nnprobe.core.config import Config
@@ -27,7 +28,21 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".onnx")
 INSTALL_HINT = "pip install 'nnprobe[probe]'"
 
 
+@dataclass
+class Inspection:
+    """A checkpoint's findings with what was learnt on the way (the loaded file, its factory and
+    source map, the probe job's statistics), for front doors that show more than findings."""
+
+    result: FileResult
+    checkpoint: Checkpoint | None = None
+    runtime: RuntimePlan | None = None
+
+
 def check_checkpoint(target: Target, config: Config) -> FileResult:
+    return inspect_checkpoint(target, config).result
+
+
+def inspect_checkpoint(target: Target, config: Config) -> Inspection:
     display = target.display
     try:
         from nnprobe.probe.loading import LoadError, load_checkpoint
@@ -36,13 +51,13 @@ def check_checkpoint(target: Target, config: Config) -> FileResult:
             f"inspecting {target.path.suffix} files needs {exc.name or 'numpy'}, which is not "
             f"installed: {INSTALL_HINT}"
         )
-        return _failed(target, config, "NP901", message)
+        return Inspection(_failed(target, config, "NP901", message))
     try:
         checkpoint = load_checkpoint(target.path, allow_pickle=config.allow_pickle)
     except LoadError as exc:
         if exc.not_weights and not target.explicit:
-            return FileResult(display, [], analysed=False)
-        return _failed(target, config, exc.code, exc.message)
+            return Inspection(FileResult(display, [], analysed=False))
+        return Inspection(_failed(target, config, exc.code, exc.message))
     checkpoint.display = display
     from nnprobe.probe.runtime import RuntimePlan, plan
 
@@ -63,7 +78,7 @@ def check_checkpoint(target: Target, config: Config) -> FileResult:
 
         copies = smap.copies(findings, display)
         findings += finalize(copies, config, smap.script, parse_suppressions(smap.text))
-    return FileResult(display, findings)
+    return Inspection(FileResult(display, findings), checkpoint, runtime)
 
 
 def check_weights(

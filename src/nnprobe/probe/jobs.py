@@ -136,17 +136,41 @@ def _run(params: dict[str, Any]) -> dict[str, Any]:
         f"activations measured on {result.context.measured_on} with {result.backend}"
         + (" (export cache hit)" if result.cache_hit else "")
     )
+    modules = activation_stats(result.context.values)
     if module is not None:
-        findings.extend(_gradients(module, inputs, params, display, config, options, notes))
+        findings.extend(
+            _gradients(module, inputs, params, display, config, options, notes, modules)
+        )
     return {
         "findings": [finding_to_dict(f) for f in findings],
         "notes": notes,
+        "modules": modules,
         "backend": result.backend,
         "measured_on": result.context.measured_on,
         "peak_memory_bytes": result.peak_memory_bytes,
         "cache_hit": result.cache_hit,
         "timings": result.timings,
     }
+
+
+def activation_stats(values: Any) -> dict[str, dict[str, Any]]:
+    """Per module path, the statistics of the last value it produces (an activation module's
+    output, else the layer's own): what an editor shows when hovering the layer's line. A
+    functional activation (`torch.relu(self.fc1(x))`) counts for the layer that feeds it."""
+    modules: dict[str, dict[str, Any]] = {}
+    for value in sorted(values, key=lambda v: v.order):
+        key = value.module or value.layer
+        if not key:
+            continue
+        stats: dict[str, Any] = {"kind": value.kind, "mean": value.mean, "std": value.std}
+        if value.unit_max is not None and value.kind == "relu":
+            stats["dead_fraction"] = value.dead_fraction
+        if value.saturated_fraction is not None:
+            stats["saturated_fraction"] = value.saturated_fraction
+        if value.nonfinite:
+            stats["nonfinite"] = value.nonfinite
+        modules.setdefault(key, {}).update(stats)
+    return modules
 
 
 def _module(checkpoint: Any, params: dict[str, Any]) -> tuple[Any, Any]:
@@ -214,8 +238,10 @@ def _gradients(
     config: Config,
     options: Any,
     notes: list[str],
+    modules: dict[str, dict[str, Any]],
 ) -> list[Finding]:
-    """NP4xx findings when the gradient probe is installed and any gradient rule is enabled."""
+    """NP4xx findings when the gradient probe is installed and any gradient rule is enabled;
+    each layer's gradient norm goes into `modules`."""
     if importlib.util.find_spec("nnprobe.probe.gradients") is None:
         return []
     if not any(code.startswith("NP4") for code in config.select - config.ignore):
@@ -248,4 +274,9 @@ def _gradients(
     except GradientError as exc:
         notes.append(f"gradients not measured: {exc}")
         return []
+    for layer in result.layers:
+        stats = modules.setdefault(layer.module, {})
+        stats["grad_norm"] = layer.grad_norm
+        if layer.update_ratio is not None:
+            stats["update_ratio"] = layer.update_ratio
     return list(result.findings)

@@ -10,7 +10,7 @@ debugging a probe under a debugger).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,8 @@ class RuntimePlan:
 
     resolution: Resolution | None = None
     source_map: SourceMap | None = None
+    # The probe job's result without its findings (statistics, notes, timings), once it ran.
+    probe: dict[str, Any] = field(default_factory=dict)
 
     @property
     def activation_hints(self) -> dict[str, str]:
@@ -95,7 +97,7 @@ def probe_checkpoint(checkpoint: Checkpoint, config: Config, runtime: RuntimePla
         params["probe"] = probe_source(config)
     except ValueError as exc:
         return note("NP901", str(exc))
-    return _run(params, config, display)
+    return _run(params, config, display, runtime)
 
 
 def probe_source(config: Config) -> dict[str, Any] | None:
@@ -128,7 +130,9 @@ def _config_dict(config: Config) -> dict[str, Any]:
     return config_to_dict(config)
 
 
-def _run(params: dict[str, Any], config: Config, display: str) -> list[Finding]:
+def _run(
+    params: dict[str, Any], config: Config, display: str, runtime: RuntimePlan
+) -> list[Finding]:
     from nnprobe.probe.jobs import finding_from_dict
 
     if os.environ.get("NNPROBE_WORKER") == "inprocess":
@@ -170,4 +174,5 @@ def _run(params: dict[str, Any], config: Config, display: str) -> list[Finding]:
             finding.data["traceback"] = error["traceback"]
         return [finding]
     result = response.get("result", {})
+    runtime.probe = {k: v for k, v in result.items() if k != "findings"}
     return [finding_from_dict(f) for f in result.get("findings", [])]

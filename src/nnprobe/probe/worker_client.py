@@ -69,6 +69,11 @@ class WorkerClient:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
     def start(self) -> None:
         if self.running:
             return

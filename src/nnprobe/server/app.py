@@ -187,10 +187,11 @@ def create_server() -> NnprobeServer:
         commands,
         configuration,
         documents,
+        runtime,
         training_logs,
     )
 
     server = NnprobeServer()
-    for feature in (configuration, documents, code_actions, commands, training_logs):
+    for feature in (configuration, documents, code_actions, commands, training_logs, runtime):
         feature.register(server)
     return server

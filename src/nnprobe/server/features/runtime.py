@@ -1,0 +1,531 @@
+"""Runtime diagnostics in the editor: checkpoints written into the workspace are inspected in the
+probe worker, and what it finds lands on the checkpoint and on the training script's layer lines;
+hover and code lenses show the last probe's statistics; `nnprobe.inspect` on a checkpoint runs it.
+
+Scheduling, in the order a training run writes files:
+- file events (the client's watcher, else polling) are held per folder for `debounce`; when the
+  folder falls quiet only its newest checkpoint is inspected (a run saving every epoch is probed
+  once, on its latest file);
+- one job per file: a newer event for the same file, or a newer file in the same folder, cancels
+  the stale job (killing the worker if it is running it); jobs for other folders queue;
+- a job has `probeTimeout` seconds and `probeMemory` MB; a crash or an overrun is NP904 on the
+  checkpoint and the next job starts a fresh worker.
+
+Diagnostics are stored under "nnprobe.runtime" on the checkpoint and under
+"nnprobe.runtime:<folder>" on the script, so static, log and runtime results never erase each
+other, and the script shows the newest checkpoint of each run folder. Untrusted workspaces get the
+weight rules (and ONNX probes) only: the worker never imports workspace code nor unpickles, and the
+user is told once why probes are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+
+from nnprobe.core.engine import Report, internal_finding
+from nnprobe.core.finding import Finding
+from nnprobe.probe.jobs import finding_from_dict
+from nnprobe.probe.worker_client import default_memory_budget
+from nnprobe.server import checkpoint_watch, payloads
+
+# A runtime import: pygls resolves command handlers' annotations to convert their arguments.
+from nnprobe.server.app import NnprobeServer  # noqa: E402  (after register_key's users)
+from nnprobe.server.features.commands import INSPECT, uri_argument
+from nnprobe.server.probe_results import ProbeRecord, hover_markdown, lens_title, newest_for
+from nnprobe.server.probe_worker import ProbeWorker, WorkerError
+from nnprobe.server.settings import Settings, register_key
+
+log = logging.getLogger("nnprobe.server.runtime")
+
+SOURCE = "nnprobe.runtime"
+WATCH_ID = "nnprobe-checkpoints"
+STATUS = "nnprobe.probeStatus"
+EMBEDDINGS = "nnprobe.embeddingPreview"
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_PROGRESS_DELAY_MS = 500.0
+TRUST_MESSAGE = (
+    "nnprobe: runtime probes (activations, gradients) of state_dict checkpoints need a trusted "
+    "workspace, because building the model imports your code; only the weight rules ran. Trust "
+    "the workspace (setting nnprobe.trusted) to probe them."
+)
+
+
+def _number(low: float, high: float, unit: str) -> Any:
+    def validate(value: object) -> float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
+            raise ValueError(f"must be a number of {unit} between {low:g} and {high:g}")
+        return float(value)
+
+    return validate
+
+
+register_key("pollInterval", checkpoint_watch.validate_poll_interval)
+register_key("probeTimeout", _number(1, 86_400, "seconds"))
+register_key("probeMemory", _number(16, 10**7, "megabytes"))
+register_key("progressDelay", _number(0, 60_000, "milliseconds"))
+
+
+@dataclass
+class Job:
+    uri: str
+    path: Path
+    task: asyncio.Task[list[Finding]] | None = None
+    started: float = field(default_factory=time.time)
+    outcome: str = "queued"  # queued | running | done | failed | cancelled
+
+
+class RuntimeProbes:
+    def __init__(self, server: NnprobeServer) -> None:
+        self.server = server
+        self.worker = ProbeWorker()
+        self.records: dict[str, ProbeRecord] = {}  # checkpoint uri -> its last probe
+        self.history: list[dict[str, Any]] = []  # every job: uri, outcome (status command)
+        self._running: dict[str, Job] = {}  # checkpoint uri -> its current job
+        self._pending: dict[Path, set[Path]] = {}  # folder -> checkpoints changed in the pause
+        self._timers: dict[Path, asyncio.Task[None]] = {}
+        self._script_of: dict[str, str] = {}  # copy source key -> script uri it was published on
+        self._registered = False
+        self._poller: asyncio.Task[None] | None = None
+        self._told_trust = False
+
+    # ---- settings, registration, polling
+
+    def on_settings(self, old: Settings, new: Settings) -> None:
+        if not self._registered:
+            self._registered = True
+            asyncio.ensure_future(self._register())
+        if old.interpreter != new.interpreter and self.worker.running:
+            self.worker.close()
+        if new.trusted and not old.trusted:
+            self._told_trust = False
+            for uri in list(self.records):  # probes refused before now may run
+                self.start(uri)
+
+    def _can_register(self) -> bool:
+        capabilities = self.server.client_capabilities
+        workspace = capabilities.workspace if capabilities else None
+        watched = workspace.did_change_watched_files if workspace else None
+        return bool(watched is not None and watched.dynamic_registration)
+
+    async def _register(self) -> None:
+        if not self._can_register():
+            log.info("the client cannot watch files: polling for checkpoints")
+            self._poller = asyncio.ensure_future(self._poll())
+            return
+        registration = types.Registration(
+            id=WATCH_ID,
+            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                watchers=[types.FileSystemWatcher(glob_pattern=checkpoint_watch.GLOB)]
+            ),
+        )
+        try:
+            await self.server.client_register_capability_async(
+                types.RegistrationParams(registrations=[registration])
+            )
+        except Exception as exc:
+            log.warning("could not register the checkpoint watcher (%s): polling instead", exc)
+            self._poller = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        root = self.server.root
+        if root is None:
+            return
+        config = self.server.configs.config_for(None)
+        snapshot = await asyncio.to_thread(checkpoint_watch.scan, root, config.is_excluded)
+        while True:
+            interval = self.server.settings.extra.get(
+                "pollInterval", checkpoint_watch.DEFAULT_POLL_MS
+            )
+            await asyncio.sleep(float(interval) / 1000.0)
+            config = self.server.configs.config_for(None)
+            try:
+                new = await asyncio.to_thread(checkpoint_watch.scan, root, config.is_excluded)
+            except OSError as exc:
+                log.warning("polling the workspace failed: %s", exc)
+                continue
+            events = checkpoint_watch.changes(snapshot, new)
+            snapshot = new
+            if events:
+                self.on_files(events)
+
+    # ---- file events
+
+    def on_files(self, events: Sequence[types.FileEvent]) -> None:
+        for event in events:
+            path = self.server.path_of(event.uri)
+            if path is None or not checkpoint_watch.is_checkpoint(path):
+                continue
+            if self.server.configs.config_for(path).is_excluded(path):
+                continue
+            if event.type == types.FileChangeType.Deleted:
+                self.forget(event.uri)
+                continue
+            self._hold(path)
+
+    def _hold(self, path: Path) -> None:
+        folder = path.parent
+        timer = self._timers.pop(folder, None)
+        if timer is not None:
+            timer.cancel()
+        self._pending.setdefault(folder, set()).add(path)
+        self._timers[folder] = asyncio.ensure_future(self._after_pause(folder))
+
+    async def _after_pause(self, folder: Path) -> None:
+        await asyncio.sleep(self.server.settings.debounce)
+        self._timers.pop(folder, None)
+        held = self._pending.pop(folder, set())
+        stamped = []
+        for path in held:
+            try:
+                stamped.append((path.stat().st_mtime_ns, str(path), path))
+            except OSError:
+                continue
+        if not stamped:
+            return
+        newest = max(stamped)[2]
+        uri = newest.as_uri()
+        for other, job in list(self._running.items()):  # a newer file makes the run's job stale
+            if other != uri and job.path.parent == folder and job.task is not None:
+                job.task.cancel()
+        self.start(uri)
+
+    def forget(self, uri: str) -> None:
+        job = self._running.get(uri)
+        if job is not None and job.task is not None:
+            job.task.cancel()
+        self.records.pop(uri, None)
+        self.server.clear_findings(SOURCE, uri)
+        path = self.server.path_of(uri)
+        if path is not None:
+            key = self._copy_key(path)
+            script = self._script_of.get(key)
+            if script is not None and not any(
+                p.parent == path.parent for p in map(Path, self._record_paths())
+            ):
+                self.server.clear_findings(key, script)
+                del self._script_of[key]
+        self._refresh_lenses()
+
+    def _record_paths(self) -> list[str]:
+        return [str(r.checkpoint) for r in self.records.values()]
+
+    # ---- jobs
+
+    def start(self, uri: str) -> asyncio.Task[list[Finding]]:
+        """Inspect `uri` now, cancelling a job already under way for it."""
+        old = self._running.get(uri)
+        if old is not None and old.task is not None:
+            old.task.cancel()
+        path = self.server.path_of(uri)
+        assert path is not None
+        job = Job(uri, path)
+        job.task = asyncio.ensure_future(self._inspect(job))
+        self._running[uri] = job
+        return job.task
+
+    async def _inspect(self, job: Job) -> list[Finding]:
+        await self.server.ready.wait()
+        progress = Progress(self.server, job.path.name, on_cancel=lambda: _cancel(job))
+        try:
+            findings = await self._run(job, progress)
+        except asyncio.CancelledError:
+            job.outcome = "cancelled"
+            raise
+        finally:
+            progress.end()
+            if self._running.get(job.uri) is job:
+                del self._running[job.uri]
+            self.history.append({"uri": job.uri, "outcome": job.outcome})
+        return findings
+
+    async def _run(self, job: Job, progress: Progress) -> list[Finding]:
+        server, settings = self.server, self.server.settings
+        path = job.path
+        config = server.configs.config_for(path)
+        params = {
+            "checkpoint": str(path.resolve()),
+            "root": str(server.root or path.parent),
+            "config_file": _str(server.configs.config_file(path)),
+            "lint": dict(settings.lint),
+            "trusted": settings.trusted,
+        }
+        timeout = float(settings.extra.get("probeTimeout", DEFAULT_TIMEOUT_S))
+        megabytes = settings.extra.get("probeMemory")
+        memory = int(megabytes * 2**20) if megabytes else default_memory_budget()
+        progress.schedule(float(settings.extra.get("progressDelay", DEFAULT_PROGRESS_DELAY_MS)))
+        if not self.worker.running:
+            progress.report(10, "starting the probe worker")
+            await self.worker.start(settings.interpreter)
+        progress.report(40, "probing")
+        job.outcome = "running"
+        display = str(path.resolve())
+        try:
+            response = await self.worker.run(
+                "inspect", params, python=settings.interpreter, timeout=timeout, memory_limit=memory
+            )
+        except WorkerError as exc:
+            job.outcome = "failed"
+            finding = internal_finding("NP904", display, _budget_message(exc, timeout), config)
+            self._publish(job.uri, path, [finding], None)
+            return [finding]
+        progress.report(90, "publishing")
+        if "error" in response:
+            job.outcome = "failed"
+            error = response["error"]
+            code = str(error.get("code", "NP907"))
+            code = code if code.startswith("NP9") else "NP907"
+            finding = internal_finding(code, display, str(error.get("message", "")), config)
+            self._publish(job.uri, path, [finding], None)
+            return [finding]
+        result = response.get("result") or {}
+        findings = [finding_from_dict(f) for f in result.get("findings", [])]
+        job.outcome = "done"
+        self._publish(job.uri, path, findings, result)
+        if result.get("needs_trust") and not self._told_trust:
+            self._told_trust = True
+            server.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Info, message=TRUST_MESSAGE)
+            )
+        return findings
+
+    def _publish(
+        self, uri: str, path: Path, findings: list[Finding], result: dict[str, Any] | None
+    ) -> None:
+        display = str(path.resolve())
+        own = [f for f in findings if f.path == display]
+        copies = [f for f in findings if f.path != display]
+        self.server.publish_findings(SOURCE, uri, own)
+        key = self._copy_key(path)
+        script_uri = Path(copies[0].path).resolve().as_uri() if copies else None
+        old = self._script_of.pop(key, None)
+        if old is not None and old != script_uri:
+            self.server.clear_findings(key, old)
+        if script_uri is not None:
+            self._script_of[key] = script_uri
+            self.server.publish_findings(key, script_uri, copies)
+        elif old is not None and old == script_uri:
+            self.server.clear_findings(key, old)
+        if result is not None:
+            self.records[uri] = ProbeRecord.from_result(path, result, len(own))
+        self._refresh_lenses()
+
+    @staticmethod
+    def _copy_key(path: Path) -> str:
+        return f"{SOURCE}:{path.resolve().parent.as_uri()}"
+
+    def _refresh_lenses(self) -> None:
+        capabilities = self.server.client_capabilities
+        workspace = capabilities.workspace if capabilities else None
+        lens = workspace.code_lens if workspace else None
+        if lens is not None and lens.refresh_support:
+            self.server.workspace_code_lens_refresh(None)
+
+    # ---- what the editor asks
+
+    def record_for(self, uri: str) -> list[ProbeRecord]:
+        path = self.server.path_of(uri)
+        return newest_for(self.records.values(), path) if path is not None else []
+
+    def hover(self, uri: str, line: int) -> str | None:
+        for record in self.record_for(uri):
+            module = record.module_at(line + 1)
+            if module is not None:
+                return hover_markdown(record, module, self.server.root)
+        return None
+
+    def lenses(self, uri: str) -> list[types.CodeLens]:
+        lenses: list[types.CodeLens] = []
+        seen: set[tuple[str, int]] = set()
+        for record in self.record_for(uri):
+            model = record.model
+            if not model:
+                continue
+            line = max(int(model.get("line", 1)) - 1, 0)
+            if (model.get("name", ""), line) in seen:
+                continue  # an older checkpoint of the same model
+            seen.add((model.get("name", ""), line))
+            where = types.Range(
+                start=types.Position(line=line, character=0),
+                end=types.Position(line=line, character=0),
+            )
+            checkpoint = record.checkpoint.as_uri()
+            for title, command in (
+                (lens_title(record), ""),
+                ("Inspect", INSPECT),
+                ("Embeddings", EMBEDDINGS),
+            ):
+                lenses.append(
+                    types.CodeLens(
+                        range=where,
+                        command=types.Command(title=title, command=command, arguments=[checkpoint]),
+                    )
+                )
+        return lenses
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "workerPid": self.worker.pid,
+            "jobs": self.worker.jobs,
+            "running": sorted(self._running),
+            "history": list(self.history),
+            "polling": self._poller is not None,
+        }
+
+
+class Progress:
+    """window/workDoneProgress for one inspection, begun only once it has taken `delay` ms (a
+    fast probe shows nothing) and only when the client supports server-created progress."""
+
+    def __init__(
+        self, server: NnprobeServer, name: str, on_cancel: Callable[[], None] | None = None
+    ) -> None:
+        self.server = server
+        self.name = name
+        self.on_cancel = on_cancel
+        self.token = f"nnprobe-{uuid.uuid4().hex}"
+        self.percentage = 0
+        self.message = "queued"
+        self._begun = False
+        self._creating = False
+        self._ended = False
+        self._starter: asyncio.Task[None] | None = None
+
+    def _supported(self) -> bool:
+        capabilities = self.server.client_capabilities
+        window = capabilities.window if capabilities else None
+        return bool(window is not None and window.work_done_progress)
+
+    def schedule(self, delay_ms: float) -> None:
+        if self._supported():
+            self._starter = asyncio.ensure_future(self._begin(delay_ms / 1000.0))
+
+    async def _begin(self, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        # Past this point the request is on its way; cancelling it would leave pygls holding a
+        # cancelled future when the client's answer comes.
+        self._creating = True
+        try:
+            await self.server.work_done_progress.create_async(self.token)
+        except Exception as exc:
+            log.debug("window/workDoneProgress/create failed: %s", exc)
+            return
+        if self._ended:
+            return
+        self._begun = True
+        cancelled = self.server.work_done_progress.tokens.get(self.token)
+        if cancelled is not None and self.on_cancel is not None:
+            on_cancel = self.on_cancel
+            cancelled.add_done_callback(lambda future: future.cancelled() and on_cancel())
+        self.server.work_done_progress.begin(
+            self.token,
+            types.WorkDoneProgressBegin(
+                title=f"nnprobe: inspecting {self.name}",
+                message=self.message,
+                percentage=self.percentage,
+                cancellable=self.on_cancel is not None,
+            ),
+        )
+
+    def report(self, percentage: int, message: str) -> None:
+        self.percentage, self.message = percentage, message
+        if self._begun and not self._ended:
+            self.server.work_done_progress.report(
+                self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+            )
+
+    def end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._starter is not None and not self._creating:
+            self._starter.cancel()
+        if self._begun:
+            self.server.work_done_progress.end(
+                self.token, types.WorkDoneProgressEnd(message="done")
+            )
+        self.server.work_done_progress.tokens.pop(self.token, None)
+
+
+def _cancel(job: Job) -> None:
+    if job.task is not None:
+        job.task.cancel()
+
+
+def _budget_message(exc: WorkerError, timeout: float) -> str:
+    if exc.memory:
+        return f"{exc.message}; the setting nnprobe.probeMemory raises the budget"
+    if exc.timeout:
+        return (
+            f"the inspection took longer than its {timeout:g} s budget and was stopped "
+            "(the setting nnprobe.probeTimeout raises it)"
+        )
+    return f"the probe worker stopped: {exc.message}; it restarts for the next job"
+
+
+def on_request_cancel(server: NnprobeServer, callback: Callable[[], object]) -> None:
+    """Call `callback` when the client cancels the request being handled ($/cancelRequest).
+
+    pygls cancels the request's result future but not the command handler behind it (commands
+    run through a built-in generator handler), so the two are linked here, through pygls's
+    record of the current request (private: absent in another pygls, cancelling does nothing).
+    """
+    protocol = server.protocol
+    current = getattr(protocol, "_ctx_msg_id", None)
+    futures = getattr(protocol, "_request_futures", None)
+    msg_id = current.get() if current is not None else None
+    future = futures.get(msg_id) if futures is not None and msg_id is not None else None
+    if future is not None:
+        future.add_done_callback(lambda done: done.cancelled() and callback())
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
+def register(server: NnprobeServer) -> None:
+    probes = RuntimeProbes(server)
+    server.settings_listeners.append(probes.on_settings)
+    server.watched_file_listeners.append(probes.on_files)
+
+    async def inspect_command(ls: NnprobeServer, args: tuple[Any, ...]) -> dict[str, Any]:
+        """`nnprobe.inspect` on a checkpoint: run the inspection now, answer its findings."""
+        uri = uri_argument(INSPECT, args)
+        path = ls.path_of(uri)
+        if path is None or not path.is_file():
+            return payloads.unavailable(f"{uri} is not a checkpoint file on disk")
+        task = probes.start(uri)
+        on_request_cancel(ls, task.cancel)
+        findings = await task
+        return payloads.findings(uri, Report(findings=findings, files=1))
+
+    server.runtime_commands[INSPECT] = inspect_command
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    def hover(ls: NnprobeServer, params: types.HoverParams) -> types.Hover | None:
+        text = probes.hover(params.text_document.uri, params.position.line)
+        if text is None:
+            return None
+        return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text))
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+    def code_lens(ls: NnprobeServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+        return probes.lenses(params.text_document.uri)
+
+    @server.command(STATUS)
+    def status(ls: NnprobeServer, *args: Any) -> dict[str, Any]:
+        return probes.status()

@@ -1,0 +1,104 @@
+"""The language server's probe worker: one `python -m nnprobe.worker` in the user's interpreter,
+started on the first job, one job at a time, killed to cancel a job or when a budget runs out.
+
+The blocking WorkerClient (shared with the CLI) runs in a thread so the event loop keeps
+answering; a cancelled job kills the process, because nothing else stops a forward stuck in native
+code, and the next job starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from nnprobe.probe.worker_client import WorkerClient, WorkerError
+
+log = logging.getLogger("nnprobe.server.worker")
+
+__all__ = ["ProbeWorker", "WorkerError"]
+
+
+class ProbeWorker:
+    def __init__(self) -> None:
+        self._client: WorkerClient | None = None
+        self._lock = asyncio.Lock()
+        # The thread of the last request: after a cancel it runs on until it sees the killed
+        # worker's end of stream, and the next job must not start a worker before that.
+        self._inflight: asyncio.Future[dict[str, Any]] | None = None
+        self.jobs = 0  # jobs sent, for the status command and the tests
+
+    @property
+    def pid(self) -> int | None:
+        return self._client.pid if self._client is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._client is not None and self._client.running
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    def _client_for(self, python: str | None) -> WorkerClient:
+        python = python or sys.executable
+        if self._client is not None and self._client.python != python:
+            log.info("interpreter changed to %s: the probe worker restarts", python)
+            self._client.kill()
+            self._client = None
+        if self._client is None:
+            self._client = WorkerClient(python)
+        return self._client
+
+    async def start(self, python: str | None) -> None:
+        """Start the worker if it is not running (its startup is not charged to any job)."""
+        client = self._client_for(python)
+        if not client.running:
+            log.info("starting the probe worker (%s)", client.python)
+            await asyncio.to_thread(client.start)
+
+    async def run(
+        self,
+        method: str,
+        params: dict[str, Any],
+        *,
+        python: str | None,
+        timeout: float,
+        memory_limit: int | None,
+    ) -> dict[str, Any]:
+        """The worker's response (`result` or `error`). WorkerError when it crashed or overran a
+        budget (it was killed); cancelling the caller kills a job in flight."""
+        async with self._lock:
+            if self._inflight is not None:
+                await asyncio.wait([self._inflight])
+            client = self._client_for(python)
+            try:
+                await self.start(python)
+                self.jobs += 1
+                self._inflight = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        client.request, method, params, timeout, "the inspection", memory_limit
+                    )
+                )
+                self._inflight.add_done_callback(_consume)
+                return await asyncio.shield(self._inflight)
+            except asyncio.CancelledError:
+                log.info("a probe job was cancelled: stopping the worker")
+                client.kill()
+                raise
+
+    def kill(self) -> None:
+        if self._client is not None:
+            self._client.kill()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve a result nobody awaits any more (a cancelled job's), so asyncio does not log it."""
+    if not future.cancelled():
+        future.exception()
