@@ -78,7 +78,7 @@ class ProbeInputs:
     def summary(self) -> InputSummary:
         from nnprobe.probe.stats import input_summary_numbers
 
-        mean, std, lo, hi = input_summary_numbers(self.x)
+        mean, std, lo, hi, nonfinite = input_summary_numbers(self.x)
         return InputSummary(
             samples=self.count,
             shape=tuple(int(d) for d in self.x.shape[1:]),
@@ -88,16 +88,8 @@ class ProbeInputs:
             max=hi,
             synthetic=self.synthetic,
             integer=self.x.dtype.kind in "iub",
-            nonfinite=nonfinite_count(self.x),
+            nonfinite=nonfinite,
         )
-
-
-def nonfinite_count(x: np.ndarray[Any, Any]) -> int:
-    import numpy as np
-
-    if x.dtype.kind != "f":
-        return 0
-    return int(x.size - np.count_nonzero(np.isfinite(x)))
 
 
 def _array(value: Any, what: str) -> np.ndarray[Any, Any]:

@@ -1,11 +1,11 @@
-"""Runs an ONNX graph with every tracked value exposed, over the probe set in sub-batches.
+"""Runs an ONNX graph over the probe set in sub-batches and folds each into streaming statistics.
 
-Each sub-batch's outputs are folded into streaming statistics and dropped, so memory follows the
-sub-batch size, not the probe size. Exposing a value as a graph output keeps ONNX Runtime from
-fusing the node that makes it into its neighbour (a Conv+Relu fusion would hide the ReLU), at every
-optimisation level. bench/probe_bench.py measures the levels with every output kept: ALL (which adds
-the NCHWc conv layouts) was fastest on the MLP, the CNNs and the transformer, EXTENDED on the LSTM
-by a few percent, so ALL is the default.
+The session's outputs are per-value reductions computed inside the graph (reductions.py), so only
+small tensors leave ONNX Runtime and memory follows the sub-batch size, not the probe size. The
+reductions read every tracked value, which keeps ONNX Runtime from fusing the node that makes it
+into its neighbour (a Conv+Relu fusion would hide the ReLU), at every optimisation level.
+bench/probe_bench.py measures the levels: ALL (which adds the NCHWc conv layouts) was fastest on
+the MLP, the CNNs and the transformer, EXTENDED on the LSTM by a few percent, so ALL is the default.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from nnprobe.inspectors.activation_context import ValueSummary
 from nnprobe.probe.graph import LayerGraph, expose
 from nnprobe.probe.inputs import ProbeInputs
-from nnprobe.probe.stats import StatsSpec, ValueStats
+from nnprobe.probe.reductions import ReductionPlan, batch_from_outputs, bounds_feed, plan_reductions
+from nnprobe.probe.stats import StatsSpec, ValueStats, resize_mean_image
 
 if TYPE_CHECKING:
     import onnx
@@ -46,18 +47,48 @@ def session_options(level: str = DEFAULT_OPT_LEVEL, threads: int = 0) -> onnxrun
     return options
 
 
+class ProbeSession:
+    """An ONNX Runtime session over the graph with in-graph reductions (reductions.py), and, made
+    when first needed, one over the graph with every tracked value exposed whole."""
+
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        graph: LayerGraph,
+        level: str = DEFAULT_OPT_LEVEL,
+        threads: int = 0,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.model, self.graph, self.level, self.threads = model, graph, level, threads
+        self.plan: ReductionPlan = plan_reductions(model, graph)
+        self.session = ort.InferenceSession(
+            self.plan.model.SerializeToString(),
+            session_options(level, threads),
+            providers=["CPUExecutionProvider"],
+        )
+        pass
+        self._whole: onnxruntime.InferenceSession | None = None
+
+    def whole(self) -> onnxruntime.InferenceSession:
+        """The session that hands back every tracked value whole (for sub-batches with NaN/Inf)."""
+        if self._whole is None:
+            import onnxruntime as ort
+
+            exposed = expose(self.model, self.graph.output_names)
+            self._whole = ort.InferenceSession(
+                exposed.SerializeToString(),
+                session_options(self.level, self.threads),
+                providers=["CPUExecutionProvider"],
+            )
+        return self._whole
+
+
 def make_session(
     model: onnx.ModelProto, graph: LayerGraph, level: str = DEFAULT_OPT_LEVEL, threads: int = 0
-) -> onnxruntime.InferenceSession:
-    """A CPU session whose outputs include every tracked value."""
-    import onnxruntime as ort
-
-    exposed = expose(model, graph.output_names)
-    return ort.InferenceSession(
-        exposed.SerializeToString(),
-        session_options(level, threads),
-        providers=["CPUExecutionProvider"],
-    )
+) -> ProbeSession:
+    """A CPU session whose outputs are the reductions of every tracked value."""
+    return ProbeSession(model, graph, level, threads)
 
 
 def sub_batches(count: int, size: int) -> list[tuple[int, int]]:
@@ -66,31 +97,44 @@ def sub_batches(count: int, size: int) -> list[tuple[int, int]]:
 
 
 def run_probe(
-    session: onnxruntime.InferenceSession,
+    session: ProbeSession,
     graph: LayerGraph,
     inputs: ProbeInputs,
     *,
     spec: StatsSpec | None = None,
     sub_batch: int = DEFAULT_SUB_BATCH,
 ) -> list[ValueSummary]:
-    """Statistics of every tracked value over all probe inputs."""
+    """Statistics of every tracked value over all probe inputs.
+
+    Each sub-batch's reductions are merged into the running statistics and dropped. After a
+    sub-batch with non-finite or fp16-overflowing values, the rest run through the whole-value
+    session (a model that overflows once usually does again), measured in numpy."""
     import numpy as np
 
+    spec = spec or StatsSpec()
     values = graph.values
     stats = [
         ValueStats(v.kind, unit_axis=v.unit_axis, spec=spec, correlate_input=v.correlate_input)
         for v in values
     ]
-    names = [v.name for v in values]
-    dtype = np.dtype(_feed_dtype(session, graph))
-    correlating = [i for i, v in enumerate(values) if v.correlate_input]
+    plan = session.plan
+    names = plan.output_names + [values[i].name for i in plan.whole]
+    dtype = np.dtype(_feed_dtype(session.session, graph))
+    bounds = bounds_feed(plan, spec)
+    correlating = any(v.correlate_input for v in values)
+    whole = False
     for start, end in sub_batches(inputs.count, sub_batch):
         feed = np.ascontiguousarray(inputs.x[start:end], dtype=dtype)
-        outputs: Sequence[Any] = session.run(names, {graph.input_name: feed})
         image = feed if correlating and feed.ndim == 4 else None
-        for i, array in enumerate(outputs):
-            stats[i].update(np.asarray(array), image if values[i].correlate_input else None)
-        del outputs
+        if not whole:
+            whole = not _run_reduced(session, names, feed, image, bounds, stats)
+        if whole:
+            outputs: Sequence[Any] = session.whole().run(
+                graph.output_names, {graph.input_name: feed}
+            )
+            for i, array in enumerate(outputs):
+                stats[i].update(np.asarray(array), image if values[i].correlate_input else None)
+            del outputs
     return [
         s.summary(
             name=v.name,
@@ -103,6 +147,49 @@ def run_probe(
         )
         for v, s in zip(values, stats, strict=True)
     ]
+
+
+def _run_reduced(
+    session: ProbeSession,
+    names: list[str],
+    feed: Any,
+    image: Any,
+    bounds: dict[str, Any],
+    stats: list[ValueStats],
+) -> bool:
+    """One sub-batch through the reducing session, merged into `stats`; False (nothing merged)
+    when some value needs measuring whole."""
+    import numpy as np
+
+    plan, graph = session.plan, session.graph
+    feeds = {graph.input_name: feed, **bounds}
+    images: dict[str, Any] = {}
+    for name, (h, w) in plan.image_inputs.items():
+        if image is None:
+            return False
+        images[name] = resize_mean_image(image, h, w)
+        feeds[name] = images[name][:, None]
+    got = dict(zip(names, session.session.run(names, feeds), strict=True))
+    batches = []
+    for reduced in plan.reduced:
+        fetched = {k: got[v] for k, v in reduced.outputs.items()}
+        picture = images.get(reduced.image) if reduced.image else None
+        batch = batch_from_outputs(stats[reduced.index], reduced, fetched, picture)
+        if batch is None:
+            return False
+        batches.append((reduced.index, batch))
+    whole_batches = []
+    for i in plan.whole:
+        batch = stats[i].reduce(
+            np.asarray(got[graph.values[i].name]),
+            image if graph.values[i].correlate_input else None,
+        )
+        whole_batches.append((i, batch))
+    del got
+    for i, batch in batches + whole_batches:
+        if batch is not None:
+            stats[i].merge(batch)
+    return True
 
 
 def _feed_dtype(session: onnxruntime.InferenceSession, graph: LayerGraph) -> str:

@@ -44,6 +44,61 @@ class StatsSpec:
         return None
 
 
+def unit_axis(mode: str, ndim: int) -> int:
+    """The axis whose entries are a value's units: "channel" (axis 1), "last", or "auto" (by
+    rank: channels for (N, C), (N, C, H, W) and (N, C, D, H, W), the last axis otherwise)."""
+    if ndim < 2:
+        return ndim - 1
+    if mode == "channel":
+        return 1
+    if mode == "last":
+        return ndim - 1
+    return 1 if ndim in (2, 4, 5) else ndim - 1
+
+
+def correlation_sums(
+    image: np.ndarray[Any, Any],
+    sum_a: np.ndarray[Any, Any],
+    sum_aa: np.ndarray[Any, Any],
+    sum_ab: np.ndarray[Any, Any],
+) -> np.ndarray[Any, Any]:
+    """Per channel: n, Σa, Σb, Σa², Σb², Σab, from a feature map's per-channel sums and the
+    resized input image `image` (b) they were taken against."""
+    c = sum_a.shape[0]
+    b = image.astype(np.float64).ravel()
+    return np.stack(
+        [
+            np.full(c, float(b.size)),
+            np.asarray(sum_a, dtype=np.float64),
+            np.full(c, float(b.sum())),
+            np.asarray(sum_aa, dtype=np.float64),
+            np.full(c, float(np.dot(b, b))),
+            np.asarray(sum_ab, dtype=np.float64),
+        ]
+    )
+
+
+@dataclass
+class BatchStats:
+    """One sub-batch of one value, reduced: what ValueStats.merge folds into its running state.
+    Moments are over finite entries only; `unit_max` and `corr` are per unit / per channel."""
+
+    samples: int
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    min: float = math.inf
+    max: float = -math.inf
+    nan: int = 0
+    inf: int = 0
+    beyond_fp16: int = 0
+    positive: int = 0
+    unit_max: np.ndarray[Any, Any] | None = None
+    beyond: int = 0
+    saturated: int = 0
+    corr: np.ndarray[Any, Any] | None = None
+
+
 class ValueStats:
     """Accumulates one value's statistics; `update` once per sub-batch (or per hook call)."""
 
@@ -76,90 +131,104 @@ class ValueStats:
         self.saturated = 0
         self.corr: np.ndarray[Any, Any] | None = None  # per channel: n, Σa, Σb, Σa², Σb², Σab
 
-    def _axis(self, ndim: int) -> int:
-        if ndim < 2:
-            return ndim - 1
-        if self.unit_axis == "channel":
-            return 1
-        if self.unit_axis == "last":
-            return ndim - 1
-        return 1 if ndim in (2, 4, 5) else ndim - 1
-
-    def update(self, x: np.ndarray[Any, Any], image: np.ndarray[Any, Any] | None = None) -> None:
+    def reduce(
+        self, x: np.ndarray[Any, Any], image: np.ndarray[Any, Any] | None = None
+    ) -> BatchStats | None:
+        """One sub-batch's statistics computed in numpy from the full value (the eager back end,
+        and the ONNX Runtime one where a value holds NaN/Inf or overflows fp16)."""
         if x.dtype != np.float32:
             x = x.astype(np.float32)
         if x.size == 0:
-            return
+            return None
         flat = x.reshape(-1)
         total = float(flat.sum(dtype=np.float64))
+        batch = BatchStats(samples=x.shape[0] if x.ndim else 1)
         if not math.isfinite(total):
             finite = np.isfinite(flat)
-            nan = int(np.isnan(flat).sum())
-            self.nan += nan
-            self.inf += int(flat.size - finite.sum()) - nan
+            batch.nan = int(np.isnan(flat).sum())
+            batch.inf = int(flat.size - finite.sum()) - batch.nan
             clean = np.where(finite.reshape(x.shape), x, np.float32(0.0))
             kept = flat[finite]
         else:
             clean, kept = x, flat
-        self.samples += x.shape[0] if x.ndim else 1
-        n_b = int(kept.size)
-        if n_b:
-            mean_b = float(kept.sum(dtype=np.float64)) / n_b
-            d = kept - np.float32(mean_b)
-            m2_b = float(np.dot(d, d))
-            lo, hi = float(kept.min()), float(kept.max())
-            self.min, self.max = min(self.min, lo), max(self.max, hi)
-            if hi > FP16_MAX or lo < -FP16_MAX:
-                self.beyond_fp16 += int(np.count_nonzero(np.abs(kept) > FP16_MAX))
-            n_a = self.n
-            n = n_a + n_b
-            delta = mean_b - self.mean
-            self.mean += delta * n_b / n
-            self.m2 += m2_b + delta * delta * n_a * n_b / n
-            self.n = n
+        batch.n = int(kept.size)
+        if batch.n:
+            batch.mean = float(kept.sum(dtype=np.float64)) / batch.n
+            d = kept - np.float32(batch.mean)
+            batch.m2 = float(np.dot(d, d))
+            batch.min, batch.max = float(kept.min()), float(kept.max())
+            if batch.max > FP16_MAX or batch.min < -FP16_MAX:
+                batch.beyond_fp16 = int(np.count_nonzero(np.abs(kept) > FP16_MAX))
         if self.per_unit and clean.ndim >= 1:
             # A unit is dead when its maximum over the probe set is <= 0; maxima reduce fast
             # along contiguous axes, where a per-unit count of positives would not.
-            axis = self._axis(clean.ndim)
+            axis = unit_axis(self.unit_axis, clean.ndim)
             units = clean.shape[axis]
             lead = int(np.prod(clean.shape[:axis], dtype=np.int64))
             grouped = clean.reshape(lead, units, -1)
-            unit_max = grouped.max(axis=2).max(axis=0) if grouped.size else None
-            self.positive += int(np.count_nonzero(clean > 0))
-            if unit_max is not None:
-                if self.unit_max is None:
-                    self.unit_max = unit_max.astype(np.float64)
-                elif self.unit_max.shape == unit_max.shape:
-                    np.maximum(self.unit_max, unit_max, out=self.unit_max)
+            if grouped.size:
+                batch.unit_max = grouped.max(axis=2).max(axis=0).astype(np.float64)
+            batch.positive = int(np.count_nonzero(clean > 0))
         if self.bounds is not None:
             low, high, a_low, a_high = self.bounds
-            self.beyond += int(np.count_nonzero((kept <= low) | (kept >= high)))
-            self.saturated += int(np.count_nonzero((kept <= a_low) | (kept >= a_high)))
+            batch.beyond = int(np.count_nonzero((kept <= low) | (kept >= high)))
+            batch.saturated = int(np.count_nonzero((kept <= a_low) | (kept >= a_high)))
         if self.correlate_input and image is not None and clean.ndim == 4:
-            self._correlate(clean, image)
+            batch.corr = self._correlate(clean, image)
+        return batch
 
-    def _correlate(self, fmap: np.ndarray[Any, Any], image: np.ndarray[Any, Any]) -> None:
-        """Per-channel running sums for the Pearson correlation of a feature map with the input."""
+    def update(self, x: np.ndarray[Any, Any], image: np.ndarray[Any, Any] | None = None) -> None:
+        batch = self.reduce(x, image)
+        if batch is not None:
+            self.merge(batch)
+
+    def merge(self, batch: BatchStats) -> None:
+        """Fold one sub-batch in: Chan's parallel update for the moments, sums and extremes for
+        the rest."""
+        self.samples += batch.samples
+        self.nan += batch.nan
+        self.inf += batch.inf
+        self.beyond_fp16 += batch.beyond_fp16
+        if batch.n:
+            self.min, self.max = min(self.min, batch.min), max(self.max, batch.max)
+            n_a = self.n
+            n = n_a + batch.n
+            delta = batch.mean - self.mean
+            self.mean += delta * batch.n / n
+            self.m2 += batch.m2 + delta * delta * n_a * batch.n / n
+            self.n = n
+        if self.per_unit:
+            self.positive += batch.positive
+            if batch.unit_max is not None:
+                if self.unit_max is None:
+                    self.unit_max = batch.unit_max.astype(np.float64)
+                elif self.unit_max.shape == batch.unit_max.shape:
+                    np.maximum(self.unit_max, batch.unit_max, out=self.unit_max)
+        if self.bounds is not None:
+            self.beyond += batch.beyond
+            self.saturated += batch.saturated
+        if self.correlate_input and batch.corr is not None:
+            if self.corr is None:
+                self.corr = batch.corr.astype(np.float64)
+            elif self.corr.shape == batch.corr.shape:
+                self.corr += batch.corr
+
+    def _correlate(
+        self, fmap: np.ndarray[Any, Any], image: np.ndarray[Any, Any]
+    ) -> np.ndarray[Any, Any] | None:
+        """Per-channel sums for the Pearson correlation of a feature map with the input."""
         if image.ndim != 4 or image.shape[0] != fmap.shape[0]:
-            return
+            return None
         n, c = fmap.shape[0], fmap.shape[1]
         b = resize_mean_image(image, fmap.shape[2], fmap.shape[3]).reshape(n, -1, 1)
         a = fmap.reshape(n, c, -1)
         ab = np.matmul(a, b).sum(axis=(0, 2), dtype=np.float64)  # BLAS, per channel
-        sums = np.stack(
-            [
-                np.full(c, float(b.size)),
-                a.sum(axis=(0, 2), dtype=np.float64),
-                np.full(c, float(b.sum(dtype=np.float64))),
-                np.einsum("ncp,ncp->c", a, a, dtype=np.float64),
-                np.full(c, float(np.dot(b.ravel(), b.ravel()))),
-                ab,
-            ]
+        return correlation_sums(
+            b,
+            a.sum(axis=(0, 2), dtype=np.float64),
+            np.einsum("ncp,ncp->c", a, a, dtype=np.float64),
+            ab,
         )
-        if self.corr is None:
-            self.corr = sums
-        elif self.corr.shape == sums.shape:
-            self.corr += sums
 
     def std(self) -> float:
         return math.sqrt(self.m2 / self.n) if self.n else 0.0
@@ -237,10 +306,14 @@ def resize_mean_image(image: np.ndarray[Any, Any], h: int, w: int) -> np.ndarray
     return gray[:, rows][:, :, cols]
 
 
-def input_summary_numbers(x: np.ndarray[Any, Any]) -> tuple[float, float, float, float]:
-    """(mean, std, min, max) of the probe inputs over finite entries, NaN when none."""
-    flat = np.asarray(x, dtype=np.float64).reshape(-1)
-    flat = flat[np.isfinite(flat)]
-    if flat.size == 0:
-        return math.nan, math.nan, math.nan, math.nan
-    return float(flat.mean()), float(flat.std()), float(flat.min()), float(flat.max())
+def input_summary_numbers(x: np.ndarray[Any, Any]) -> tuple[float, float, float, float, int]:
+    """(mean, std, min, max) of the probe inputs over finite entries (NaN when none), and how
+    many entries are not finite; read in slices, so no copy of the whole probe set is made."""
+    stats = ValueStats("input")
+    rows = max(1, (1 << 18) // max(1, int(np.prod(x.shape[1:], dtype=np.int64))))
+    for start in range(0, x.shape[0], rows):
+        stats.update(np.asarray(x[start : start + rows]))
+    nonfinite = stats.nan + stats.inf
+    if stats.n == 0:
+        return math.nan, math.nan, math.nan, math.nan, nonfinite
+    return stats.mean, stats.std(), stats.min, stats.max, nonfinite
