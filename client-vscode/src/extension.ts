@@ -27,19 +27,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.workspace.onDidChangeConfiguration((event) => {
       const affects = (section: string): boolean => event.affectsConfiguration(section);
       if (needsRestart(affects)) {
-        void server.restart();
+        void server.refresh();
       } else if (affectsServer(affects)) {
         void server.pushSettings();
       }
     }),
-    vscode.workspace.onDidGrantWorkspaceTrust(async () => {
-      const next = await server.chooseInterpreter();
-      if (next.command !== server.interpreter?.command) {
-        await server.restart();
-      } else {
-        await server.pushSettings();
-      }
-    }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => server.refresh()),
   );
   const pythonChanges = await onInterpreterChange(() => void server.restart()).catch(() => undefined);
   if (pythonChanges) {

@@ -208,12 +208,32 @@ export class ServerManager implements vscode.Disposable {
     });
   }
 
-  /** Tells the running server its settings changed; it pulls the new ones (workspace/configuration). */
-  async pushSettings(): Promise<void> {
+  /**
+   * Tells the running server its settings changed; it pulls the new ones (workspace/configuration).
+   * Queued behind any restart: granting trust fires a configuration change too.
+   */
+  pushSettings(): Promise<void> {
+    return this.queue(() => this.doPush());
+  }
+
+  /** Restarts when the interpreter the server would use now differs from the running one, else pushes. */
+  refresh(): Promise<void> {
+    return this.queue(async () => {
+      const next = await this.chooseInterpreter();
+      if (next.command !== this.interpreter?.command || !this.client?.isRunning()) {
+        await this.doStop();
+        await this.doStart();
+      } else {
+        await this.doPush();
+      }
+    });
+  }
+
+  private async doPush(): Promise<void> {
     if (this.client?.isRunning()) {
-      await this.client.sendNotification(DidChangeConfigurationNotification.type, {
-        settings: { [SECTION]: this.settingsFor(vscode.workspace.workspaceFolders?.[0]?.uri) },
-      });
+      const settings = this.settingsFor(vscode.workspace.workspaceFolders?.[0]?.uri);
+      this.output.info(`Settings changed; trusted workspace: ${String(settings.trusted)}`);
+      await this.client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: settings } });
     }
   }
 

@@ -169,6 +169,33 @@ async function problemsText(page) {
   return panel;
 }
 
+async function until(condition, what) {
+  const deadline = Date.now() + WAIT;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting until ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs nnprobe: Inspect Checkpoint... on model.pt and returns what the panel shows. */
+async function inspectCheckpoint(page) {
+  await palette(page, "View: Close All Editors");
+  await page.locator("iframe.webview").first().waitFor({ state: "detached" });
+  await palette(page, "nnprobe: Inspect Checkpoint...");
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: "model.pt" }).first().waitFor();
+  await page.keyboard.press("Enter");
+  const webview = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+  const root = webview.locator("#root[data-kind]");
+  await root.waitFor();
+  return root.innerText();
+}
+
+async function outputLine(page, text) {
+  await page.locator(".panel .monaco-editor .view-lines", { hasText: text }).first().waitFor({ state: "visible" });
+}
+
 function check(condition, message) {
   if (!condition) {
     throw new Error(`check failed: ${message}`);
@@ -282,6 +309,7 @@ async function untrustedRun(env, vsix) {
   const name = "untrusted";
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nnprobe-e2e-untrusted-"));
   const ws = makeWorkspace(tmp, "untrusted");
+  const sentinel = path.join(ws, "imported.txt");
   const server = await startCodeServer(env, tmp, vsix, { trust: true });
   let browser;
   let page;
@@ -295,17 +323,32 @@ async function untrustedRun(env, vsix) {
     await openFile(page, "train.py");
     await page.locator(".squiggly-error").first().waitFor();
     check(true, "static findings appear in the untrusted workspace");
-    await palette(page, "nnprobe: Inspect Checkpoint...");
-    await page.locator(".quick-input-list .monaco-list-row", { hasText: "model.pt" }).first().waitFor();
-    await page.keyboard.press("Enter");
-    const webview = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
-    await webview.locator("#root[data-kind]").waitFor();
+    const inspection = await inspectCheckpoint(page);
     await palette(page, "nnprobe: Show Logs");
-    const output = page.locator(".output-view, .panel .monaco-editor", { hasText: "trusted workspace: false" }).first();
-    await output.waitFor({ state: "visible" });
+    await outputLine(page, "trusted workspace: false");
     check(true, "the server was started for an untrusted workspace (trusted: false)");
-    check(!fs.existsSync(path.join(ws, "imported.txt")), "no workspace code ran (net.py never imported)");
+    check(!fs.existsSync(sentinel), "no workspace code ran (net.py never imported)");
+    const refused = /untrusted workspace/.test(inspection);
+    if (refused) {
+      check(true, "the checkpoint inspection says the untrusted workspace kept its model code from running");
+    }
     await shot(page, "08-untrusted");
+
+    await palette(page, "Workspaces: Manage Workspace Trust");
+    const grant = page.locator(".workspace-trust-editor .monaco-button", { hasText: /^Trust/ }).first();
+    await grant.waitFor({ state: "visible" });
+    await grant.click();
+    await page.locator(".statusbar-item", { hasText: "Restricted Mode" }).first().waitFor({ state: "detached" });
+    await palette(page, "nnprobe: Show Logs");
+    await outputLine(page, "trusted workspace: true");
+    check(true, "granting trust reached the running server without a reload (trusted: true)");
+    await shot(page, "09-trust-granted");
+    if (refused) {
+      await inspectCheckpoint(page);
+      await until(() => fs.existsSync(sentinel), "net.py imported once the workspace is trusted");
+      check(true, "after trust, inspecting the checkpoint built the model from the workspace's code");
+      await shot(page, "10-trusted-inspection");
+    }
   } catch (error) {
     if (page) {
       await shot(page, `failed-${name}`).catch(() => undefined);
