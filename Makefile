@@ -9,13 +9,14 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check --quiet
 STAMP_BASE := $(VENV)/.installed-base
 STAMP_DEV := $(VENV)/.installed-dev
 LINT_PATHS := $(wildcard src tests bench scripts)
+NPM_STAMP := node_modules/.installed
 
 .PHONY: demo test lint bench docs clean deps-system
 
 demo: $(STAMP_BASE)
 	$(BIN)/nnprobe inspect --fail-on never examples/
 
-test: $(STAMP_DEV) deps-system
+test: $(STAMP_DEV) $(NPM_STAMP) deps-system
 	@status=0; \
 	echo "+ ruff check $(LINT_PATHS)"; $(BIN)/ruff check $(LINT_PATHS) || status=1; \
 	if [ -f scripts/gen_docs.py ]; then \
@@ -23,7 +24,22 @@ test: $(STAMP_DEV) deps-system
 		$(BIN)/python scripts/gen_docs.py --check || status=1; \
 	fi; \
 	echo "+ python -m pytest -q"; $(BIN)/python -m pytest -q || status=1; \
+	echo "+ npm run test:unit (client-vscode)"; npm run --silent test:unit --workspace client-vscode || status=1; \
+	echo "+ npm run test:e2e (client-vscode: code-server + headless Chromium)"; \
+	npm run --silent test:e2e --workspace client-vscode || status=1; \
 	exit $$status
+
+# The VS Code extension's npm packages (root package.json is the workspaces root); its end-to-end
+# test installs code-server and Chromium itself (client-vscode/scripts/setup-e2e.sh, cached).
+$(NPM_STAMP): package.json package-lock.json client-vscode/package.json
+	@command -v npm >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; \
+		else \
+			echo "npm is needed for the VS Code extension's tests: install Node.js >= 20" >&2; exit 1; \
+		fi; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # Neovim is the third-party LSP client the language-server tests drive; installed when running as
 # root with apt (CI), else its test skips and says why.
