@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import inspect
 import io
@@ -78,7 +79,10 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "nnprobe"
 
 
+@functools.lru_cache(maxsize=512)
 def _class_source(cls: type) -> str:
+    """A class's source (read once per class object: inspect parses the whole file each time,
+    tens of milliseconds per probe; an edited class is a new class object once re-imported)."""
     try:
         return inspect.getsource(cls)
     except (OSError, TypeError):

@@ -42,6 +42,9 @@ def session_options(level: str = DEFAULT_OPT_LEVEL, threads: int = 0) -> onnxrun
     options = ort.SessionOptions()
     options.graph_optimization_level = levels[level]
     options.log_severity_level = 3
+    # Idle pool threads spin by default; on a machine shared with other work (or with numpy's own
+    # threads between sub-batches) spinning cost 1.3-1.5x in bench/probe_bench.py.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
     return options
