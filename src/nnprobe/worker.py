@@ -26,6 +26,8 @@ PROTOCOL_VERSION = 1
 JOBS = {
     "probe": "nnprobe.probe.jobs:run_job",
     "inspect": "nnprobe.probe.editor_job:run_inspection",
+    "picture": "nnprobe.visuals.jobs:run_picture",
+    "warm": "nnprobe.visuals.embedding:warm_job",
 }
 
 

@@ -194,4 +194,7 @@ def create_server() -> NnprobeServer:
     server = NnprobeServer()
     for feature in (configuration, documents, code_actions, commands, training_logs, runtime):
         feature.register(server)
+    from nnprobe.server.features import pictures
+
+    pictures.register(server)
     return server

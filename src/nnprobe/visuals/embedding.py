@@ -66,11 +66,15 @@ def project(x: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
 
     x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
     if method == "pca":
-        from sklearn.decomposition import PCA
-
+        # The top two eigenvectors of the covariance: numpy only, so a cold worker answers
+        # without importing scikit-learn first.
+        centred = x.astype(np.float64) - x.mean(axis=0)
         if x.shape[1] < 2:
-            return np.column_stack([x[:, 0], np.zeros(len(x))]).astype(np.float32)
-        return np.asarray(PCA(n_components=2, random_state=seed).fit_transform(x))
+            return np.column_stack([centred[:, 0], np.zeros(len(x))])
+        _, vectors = np.linalg.eigh(centred.T @ centred)
+        top = vectors[:, ::-1][:, :2]
+        top *= np.sign(top[np.abs(top).argmax(axis=0), [0, 1]])  # a deterministic orientation
+        return np.asarray(centred @ top)
     if method == "umap":
         try:
             import umap
@@ -148,3 +152,10 @@ def embed(
     meta["method"] = chosen
     meta.update({k: round(v, 4) for k, v in quality(features, points, labels).items()})
     return points, meta
+
+
+def warm_job(params: dict[str, Any]) -> dict[str, Any]:
+    """The worker's `warm` method: start compiling UMAP in the background; answers at once."""
+    if params.get("umap", True):
+        warm_umap()
+    return {"umap": umap_state()}

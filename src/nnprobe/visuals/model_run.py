@@ -8,7 +8,7 @@ runs the same session and keeps what it is asked for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nnprobe.inspectors.activation_context import ACTIVATION_KINDS
@@ -33,26 +33,35 @@ class ModelRun:
     inputs: ProbeInputs
     module: Any = None  # the torch module, when the checkpoint is not ONNX
     display: str = ""
+    _plain: onnxruntime.InferenceSession | None = field(default=None, repr=False)
 
     @property
     def output_name(self) -> str:
         return str(self.session.get_outputs()[0].name)
 
-    def run(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
+    def run(
+        self, x: np.ndarray, names: list[str], session: onnxruntime.InferenceSession | None = None
+    ) -> list[np.ndarray]:
         """`names` evaluated on every row of `x`, in sub-batches, concatenated."""
         import numpy as np
 
+        session = session or self.session
         parts: list[list[np.ndarray]] = [[] for _ in names]
         for start in range(0, len(x), SUB_BATCH):
             feed = np.ascontiguousarray(x[start : start + SUB_BATCH], dtype=np.float32)
-            for i, array in enumerate(self.session.run(names, {self.graph.input_name: feed})):
+            for i, array in enumerate(session.run(names, {self.graph.input_name: feed})):
                 parts[i].append(np.asarray(array))
         return [np.concatenate(p) for p in parts]
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Softmax of the model's output, through a session without the exposed values, so ONNX
+        Runtime may fuse Conv+Relu (occlusion runs hundreds of copies through it)."""
         import numpy as np
 
-        logits = self.run(x, [self.output_name])[0].reshape(len(x), -1).astype(np.float64)
+        if self._plain is None:
+            self._plain = plain_session(self.model)
+        logits = self.run(x, [self.output_name], self._plain)[0]
+        logits = logits.reshape(len(x), -1).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return np.asarray(e / e.sum(axis=1, keepdims=True))
@@ -138,12 +147,16 @@ def open_run(params: dict[str, Any]) -> ModelRun:
 
 def whole_session(model: onnx.ModelProto, graph: LayerGraph) -> onnxruntime.InferenceSession:
     """A CPU session (the probe engine's options) that hands back every tracked value whole."""
+    from nnprobe.probe.graph import expose
+
+    return plain_session(expose(model, graph.output_names))
+
+
+def plain_session(model: onnx.ModelProto) -> onnxruntime.InferenceSession:
     import onnxruntime as ort
 
-    from nnprobe.probe.graph import expose
     from nnprobe.probe.runner import session_options
 
-    exposed = expose(model, graph.output_names)
     return ort.InferenceSession(
-        exposed.SerializeToString(), session_options(), providers=["CPUExecutionProvider"]
+        model.SerializeToString(), session_options(), providers=["CPUExecutionProvider"]
     )
