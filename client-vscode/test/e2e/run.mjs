@@ -206,19 +206,22 @@ function check(condition, message) {
 function makeWorkspace(tmp, fixture) {
   const ws = path.join(tmp, "workspace");
   fs.cpSync(path.join(HERE, fixture), ws, { recursive: true });
-  // The weights of the fixtures' Net (fc1, fc2), saved without importing workspace code.
-  try {
-    execFileSync(python(), ["-c", [
-      "import torch, sys",
-      "from torch import nn",
-      "m = nn.Module()",
-      "m.fc1, m.fc2 = nn.Linear(64, 32), nn.Linear(32, 10)",
-      "torch.save(m.state_dict(), sys.argv[1])",
-    ].join("\n"), path.join(ws, "model.pt")], { stdio: "inherit" });
-  } catch {
-    fs.writeFileSync(path.join(ws, "model.pt"), "not a checkpoint");
-  }
+  saveCheckpoint(path.join(ws, "model.pt"));
   return ws;
+}
+
+/** The weights of the fixtures' Net (fc1, fc2), saved without importing workspace code. */
+function saveCheckpoint(file, tamper = "") {
+  execFileSync(python(), ["-c", [
+    "import torch, sys",
+    "from torch import nn",
+    "torch.manual_seed(0)",
+    "m = nn.Module()",
+    "m.fc1, m.fc2 = nn.Linear(64, 32), nn.Linear(32, 10)",
+    tamper,
+    "torch.save(m.state_dict(), sys.argv[1] + '.tmp')",
+    "import os; os.replace(sys.argv[1] + '.tmp', sys.argv[1])",
+  ].join("\n"), file], { stdio: "inherit" });
 }
 
 /** Trusted workspace: squiggle, Problems, hover, quick fix, a palette command and the panel. */
@@ -293,6 +296,19 @@ async function trustedRun(env, vsix) {
       check(kind === "unavailable" && shown.length > 20, `the panel shows the server's reason: "${shown.replace(/\s+/g, " ")}"`);
     }
     await shot(page, "06-embedding-preview");
+
+    // A run writes a checkpoint whose fc1 went NaN: runtime findings land on fc1's line (10).
+    saveCheckpoint(path.join(ws, "model.pt"), "m.fc1.weight.data[0, 0] = float('nan')");
+    await palette(page, "View: Focus Problems");
+    // The script's copy of a checkpoint finding is prefixed with the checkpoint's name.
+    const nan = problems.locator(".monaco-list-row", { hasText: /model\.pt: .*fc1.* non-finite/ }).first();
+    await nan.waitFor();
+    const row = await nan.innerText();
+    check(row.includes("NP202") && row.includes("[Ln 10,"), `the new checkpoint's NaN weights are listed on train.py line 10, self.fc1: "${row.replace(/\s+/g, " ")}"`);
+    await nan.click({ position: { x: 40, y: 8 } });
+    await page.locator(".monaco-editor .view-lines", { hasText: "self.fc1 = nn.Linear" }).first().waitFor();
+    await page.locator(".squiggly-error").first().waitFor({ state: "attached" });
+    await shot(page, "07-runtime-finding");
   } catch (error) {
     if (page) {
       await shot(page, `failed-${name}`).catch(() => undefined);
@@ -318,7 +334,7 @@ async function untrustedRun(env, vsix) {
     await page.goto(`${server.url}/?folder=${encodeURIComponent(ws)}`);
     const refuse = page.getByRole("button", { name: /No, I don't trust/ });
     await refuse.waitFor({ state: "visible" });
-    await shot(page, "07-untrusted-prompt");
+    await shot(page, "08-untrusted-prompt");
     await refuse.click();
     await openFile(page, "train.py");
     await page.locator(".squiggly-error").first().waitFor();
@@ -332,7 +348,7 @@ async function untrustedRun(env, vsix) {
     if (refused) {
       check(true, "the checkpoint inspection says the untrusted workspace kept its model code from running");
     }
-    await shot(page, "08-untrusted");
+    await shot(page, "09-untrusted");
 
     await palette(page, "Workspaces: Manage Workspace Trust");
     const grant = page.locator(".workspace-trust-editor .monaco-button", { hasText: /^Trust/ }).first();
@@ -342,12 +358,12 @@ async function untrustedRun(env, vsix) {
     await palette(page, "nnprobe: Show Logs");
     await outputLine(page, "trusted workspace: true");
     check(true, "granting trust reached the running server without a reload (trusted: true)");
-    await shot(page, "09-trust-granted");
+    await shot(page, "10-trust-granted");
     if (refused) {
       await inspectCheckpoint(page);
       await until(() => fs.existsSync(sentinel), "net.py imported once the workspace is trusted");
       check(true, "after trust, inspecting the checkpoint built the model from the workspace's code");
-      await shot(page, "10-trusted-inspection");
+      await shot(page, "11-trusted-inspection");
     }
   } catch (error) {
     if (page) {
@@ -361,6 +377,7 @@ async function untrustedRun(env, vsix) {
 }
 
 async function main() {
+  fs.rmSync(SHOTS, { recursive: true, force: true });
   fs.mkdirSync(SHOTS, { recursive: true });
   const env = setup();
   if (env === null) {
