@@ -71,7 +71,44 @@ export const commands = {
   },
 };
 
+export class ThemeColor {
+  constructor(readonly id: string) {}
+}
+
+export enum StatusBarAlignment {
+  Left = 1,
+  Right = 2,
+}
+
+export interface FakeStatusBarItem {
+  text: string;
+  tooltip: string | undefined;
+  command: string | undefined;
+  name: string | undefined;
+  backgroundColor: ThemeColor | undefined;
+  visible: boolean;
+}
+
 export const window = {
+  statusItems: [] as FakeStatusBarItem[],
+  createStatusBarItem(): FakeStatusBarItem & { show(): void; dispose(): void } {
+    const item = {
+      text: "",
+      tooltip: undefined,
+      command: undefined,
+      name: undefined,
+      backgroundColor: undefined,
+      visible: false,
+      show(): void {
+        item.visible = true;
+      },
+      dispose(): void {
+        item.visible = false;
+      },
+    };
+    window.statusItems.push(item);
+    return item;
+  },
   async showQuickPick(items: unknown[]): Promise<unknown> {
     const wanted = state.quickPicks.shift();
     return typeof wanted === "function" ? (wanted as (i: unknown[]) => unknown)(items) : wanted;
