@@ -206,3 +206,20 @@ def test_probe_memory_is_bounded_by_the_sub_batch() -> None:
     if small < 0 or large < 0:
         pytest.skip("this platform cannot measure the peak of a block")
     assert large < small + 8 * 2**20, (small / 2**20, large / 2**20)
+
+
+def test_second_checkpoint_reuses_the_architecture_with_its_own_weights(tmp_path: Path) -> None:
+    entry = ZooEntry("cnn", SmallCNN, (1, 8, 8))
+    first, second = entry.build(seed=0), entry.build(seed=1)
+    x = entry.inputs(24).numpy()
+    options = ProbeOptions(cache_dir=tmp_path, sub_batch=16)
+    a = probe_module(first, x, display_path="a.pt", options=options)
+    b = probe_module(second, x, display_path="b.pt", options=options)
+    assert b.cache_hit and b.backend == "onnxruntime"
+    eager = probe_module(
+        second, x, display_path="b.pt", options=ProbeOptions(force_eager=True, sub_batch=16)
+    )
+    by_module = {(v.module, v.kind): v for v in b.values}
+    for e in eager.values:
+        assert_same_statistics(by_module[(e.module, e.kind)], e, "second checkpoint")
+    assert [v.std for v in a.values] != pytest.approx([v.std for v in b.values], rel=1e-3)

@@ -409,28 +409,33 @@ def _tensors(output: Any) -> list[torch.Tensor]:
     return []
 
 
-def bind_weights(graph: ExportedGraph, module: torch.nn.Module) -> onnx.ModelProto:
-    """A copy of the graph whose parameter initializers hold `module`'s current values."""
-    import onnx
-    from onnx import numpy_helper
-
-    bound = onnx.ModelProto()
-    bound.CopyFrom(graph.model)
-    index = {t.name: i for i, t in enumerate(bound.graph.initializer)}
-    done: set[str] = set()
+def weight_arrays(graph: ExportedGraph, module: torch.nn.Module) -> dict[str, Any]:
+    """`module`'s current values of the graph's parameter initializers, by initializer name."""
+    index = {t.name for t in graph.model.graph.initializer}
+    arrays: dict[str, Any] = {}
     for name, tensor in _state(module):
-        i = index.get(name)
-        if i is None or name in done:
-            continue
-        done.add(name)
-        array = tensor.detach().cpu().numpy()
-        bound.graph.initializer[i].CopyFrom(numpy_helper.from_array(array, name))
-    missing = set(graph.bound_names) - done
+        if name in index and name not in arrays:
+            arrays[name] = tensor.detach().cpu().numpy()
+    missing = set(graph.bound_names) - set(arrays)
     if missing:
         raise ExportError(
             f"the model has no weights for {len(missing)} graph initializer(s), e.g. "
             f"{sorted(missing)[0]!r}"
         )
+    return arrays
+
+
+def bind_weights(graph: ExportedGraph, module: torch.nn.Module) -> onnx.ModelProto:
+    """A copy of the graph whose parameter initializers hold `module`'s current values."""
+    import onnx
+    from onnx import numpy_helper
+
+    arrays = weight_arrays(graph, module)
+    bound = onnx.ModelProto()
+    bound.CopyFrom(graph.model)
+    for tensor in bound.graph.initializer:
+        if tensor.name in arrays:
+            tensor.CopyFrom(numpy_helper.from_array(arrays[tensor.name], tensor.name))
     return bound
 
 

@@ -168,11 +168,10 @@ def probe_module(
     """
     import torch
 
-    from nnprobe.probe.export import ExportError, bind_weights, export_module
-    from nnprobe.probe.graph import build_graph
+    from nnprobe.probe.export import ExportError, export_module, weight_arrays
     from nnprobe.probe.hooks import eager_probe
     from nnprobe.probe.modules import module_kinds
-    from nnprobe.probe.runner import make_session, run_probe
+    from nnprobe.probe.runner import architecture, run_probe
 
     config = config or Config.default()
     options = options or ProbeOptions()
@@ -198,10 +197,17 @@ def probe_module(
                     use_cache=options.use_cache,
                 )
                 t1 = time.perf_counter()
-                bound = bind_weights(exported, module)
-                graph = build_graph(bound, exported.module_names, module_kinds(module))
+                weights = weight_arrays(exported, module)
+                arch = architecture(
+                    exported.key,
+                    exported.model,
+                    weights,
+                    exported.module_names,
+                    module_kinds(module),
+                )
+                graph = arch.graph
                 t2 = time.perf_counter()
-                session = make_session(bound, graph, options.opt_level, options.threads)
+                session = arch.session(weights, options.opt_level, options.threads)
                 t3 = time.perf_counter()
                 values = run_probe(session, graph, probe, spec=spec, sub_batch=options.sub_batch)
                 t4 = time.perf_counter()

@@ -10,11 +10,13 @@ the MLP, the CNNs and the transformer, EXTENDED on the LSTM by a few percent, so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nnprobe.inspectors.activation_context import ValueSummary
-from nnprobe.probe.graph import LayerGraph, expose
+from nnprobe.probe.graph import LayerGraph, build_graph, expose
 from nnprobe.probe.inputs import ProbeInputs
 from nnprobe.probe.reductions import ReductionPlan, batch_from_outputs, bounds_feed, plan_reductions
 from nnprobe.probe.stats import StatsSpec, ValueStats, resize_mean_image
@@ -52,7 +54,11 @@ def session_options(level: str = DEFAULT_OPT_LEVEL, threads: int = 0) -> onnxrun
 
 class ProbeSession:
     """An ONNX Runtime session over the graph with in-graph reductions (reductions.py), and, made
-    when first needed, one over the graph with every tracked value exposed whole."""
+    when first needed, one over the graph with every tracked value exposed whole.
+
+    `weights` (name -> array) are handed to ONNX Runtime as in-memory initializers for a `model`
+    whose initializers of those names are external placeholders (see `external_weights`): the
+    graph is then planned and serialised once per architecture, not per checkpoint."""
 
     def __init__(
         self,
@@ -60,30 +66,34 @@ class ProbeSession:
         graph: LayerGraph,
         level: str = DEFAULT_OPT_LEVEL,
         threads: int = 0,
+        *,
+        plan: ReductionPlan | None = None,
+        serialized: bytes | None = None,
+        weights: Mapping[str, Any] | None = None,
     ) -> None:
+        self.model, self.graph, self.level, self.threads = model, graph, level, threads
+        self.plan: ReductionPlan = plan or plan_reductions(model, graph)
+        self.weights = dict(weights or {})
+        self.session = self._create(serialized or self.plan.model.SerializeToString())
+        self._whole: onnxruntime.InferenceSession | None = None
+
+    def _create(self, serialized: bytes) -> onnxruntime.InferenceSession:
+        import numpy as np
         import onnxruntime as ort
 
-        self.model, self.graph, self.level, self.threads = model, graph, level, threads
-        self.plan: ReductionPlan = plan_reductions(model, graph)
-        self.session = ort.InferenceSession(
-            self.plan.model.SerializeToString(),
-            session_options(level, threads),
-            providers=["CPUExecutionProvider"],
-        )
-        pass
-        self._whole: onnxruntime.InferenceSession | None = None
+        options = session_options(self.level, self.threads)
+        if self.weights:
+            # The OrtValues borrow the arrays' memory: both stay referenced by this object.
+            self.weights = {k: np.ascontiguousarray(v) for k, v in self.weights.items()}
+            self._values = [ort.OrtValue.ortvalue_from_numpy(v) for v in self.weights.values()]
+            options.add_external_initializers(list(self.weights), self._values)
+        return ort.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
 
     def whole(self) -> onnxruntime.InferenceSession:
         """The session that hands back every tracked value whole (for sub-batches with NaN/Inf)."""
         if self._whole is None:
-            import onnxruntime as ort
-
             exposed = expose(self.model, self.graph.output_names)
-            self._whole = ort.InferenceSession(
-                exposed.SerializeToString(),
-                session_options(self.level, self.threads),
-                providers=["CPUExecutionProvider"],
-            )
+            self._whole = self._create(exposed.SerializeToString())
         return self._whole
 
 
@@ -92,6 +102,79 @@ def make_session(
 ) -> ProbeSession:
     """A CPU session whose outputs are the reductions of every tracked value."""
     return ProbeSession(model, graph, level, threads)
+
+
+@dataclass
+class Architecture:
+    """What probing one exported architecture needs before any weights: its tracked values, the
+    reduction plan and the serialised graph with external weight placeholders."""
+
+    model: onnx.ModelProto
+    graph: LayerGraph
+    plan: ReductionPlan
+    serialized: bytes
+
+    def session(
+        self, weights: Mapping[str, Any], level: str = DEFAULT_OPT_LEVEL, threads: int = 0
+    ) -> ProbeSession:
+        return ProbeSession(
+            self.model,
+            self.graph,
+            level,
+            threads,
+            plan=self.plan,
+            serialized=self.serialized,
+            weights=weights,
+        )
+
+
+_ARCHITECTURES: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], Architecture] = OrderedDict()
+_KEPT_ARCHITECTURES = 8
+
+
+def architecture(
+    key: str,
+    model: onnx.ModelProto,
+    weight_names: Collection[str],
+    module_names: Collection[str] | None = None,
+    module_kinds: Mapping[str, str] | None = None,
+) -> Architecture:
+    """The Architecture of an exported graph, built once per process and key (a later checkpoint
+    of the same architecture skips graph analysis, shape inference and serialising weights)."""
+    cache_key = (key, tuple(sorted((module_kinds or {}).items())))
+    found = _ARCHITECTURES.get(cache_key)
+    if found is not None:
+        _ARCHITECTURES.move_to_end(cache_key)
+        return found
+    placeholder = external_weights(model, weight_names)
+    graph = build_graph(placeholder, module_names, module_kinds)
+    plan = plan_reductions(placeholder, graph)
+    built = Architecture(placeholder, graph, plan, plan.model.SerializeToString())
+    _ARCHITECTURES[cache_key] = built
+    while len(_ARCHITECTURES) > _KEPT_ARCHITECTURES:
+        _ARCHITECTURES.popitem(last=False)
+    return built
+
+
+def external_weights(model: onnx.ModelProto, names: Collection[str]) -> onnx.ModelProto:
+    """A copy of `model` whose initializers named in `names` hold no data and are marked
+    external, to be supplied in memory (SessionOptions.add_external_initializers)."""
+    import onnx as onnx_lib
+
+    copy = onnx_lib.ModelProto()
+    copy.CopyFrom(model)
+    wanted = set(names)
+    for tensor in copy.graph.initializer:
+        if tensor.name not in wanted:
+            continue
+        name, dims, dtype = tensor.name, list(tensor.dims), tensor.data_type
+        tensor.Clear()
+        tensor.name, tensor.data_type = name, dtype
+        tensor.dims.extend(dims)
+        tensor.data_location = onnx_lib.TensorProto.EXTERNAL
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", "nnprobe-in-memory-weights"
+    return copy
 
 
 def sub_batches(count: int, size: int) -> list[tuple[int, int]]:
