@@ -2,13 +2,16 @@
 
 Copying every intermediate value out of ONNX Runtime and reducing it in numpy cost as much as the
 forward itself (bench/RESULTS-probe.md). Here each tracked value gets a few reduction nodes whose
-outputs are all the runner fetches: its shape, mean and centred sum of squares (mean + M2 per
-sub-batch, merged with Chan's update: no cancellation as with raw sums of squares), min and max,
-per-unit maxima and the count of positives (units that can die), counts beyond the saturation
-bounds (sigmoid/tanh; the bounds are fed at run time, so one graph serves every StatsSpec), and
-the per-channel sums against the resized input image for NP306 (the image is fed, resized in numpy).
+outputs are all the runner fetches: its shape; per channel (axis 1 of an (N, C, rest) view) the
+sum and the sum of squares, from which each channel's mean and M2 are merged with Chan's update in
+float64 (the float32 cancellation is bounded by each channel's own mean-to-spread ratio; a test
+holds a layer offset by 50 to 1e-3 of its std); min, max or per-unit maxima; per-sample counts of
+positives (units that can die) and of entries beyond the saturation bounds (sigmoid/tanh; the
+bounds are fed at run time, so one graph serves every StatsSpec); and for NP306 the per-channel sum
+of the feature map times the input image, which is fed already resized in numpy. Boolean masks
+are counted as floats: a cast to int64 made a count ten times slower.
 
-NaN, Inf and values beyond fp16 range are not counted in the graph: they show in the mean (not
+NaN, Inf and values beyond fp16 range are not counted in the graph: they show in the sums (not
 finite) or in the extremes (beyond 65504), and a sub-batch where they do is measured again from the
 full values in numpy (runner.py), which keeps them out of the moments exactly as the eager back end
 does. A healthy model never pays for that; a diverged one pays one more forward per sub-batch.
@@ -24,14 +27,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nnprobe.probe.graph import LayerGraph
-from nnprobe.probe.stats import BatchStats, StatsSpec, ValueStats, correlation_sums, unit_axis
+from nnprobe.probe.stats import (
+    FP16_MAX,
+    BatchStats,
+    StatsSpec,
+    ValueStats,
+    correlation_sums,
+    unit_axis,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import onnx
 
 MIN_OPSET = 13
-FP16_MAX = 65504.0
 _PREFIX = "nnprobe_reduce"
 
 
@@ -278,9 +287,7 @@ def _without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     return light
 
 
-def batch_from_outputs(
-    stats: ValueStats, reduced: ReducedValue, got: dict[str, Any], image: Any = None
-) -> BatchStats | None:
+def batch_from_outputs(got: dict[str, Any], image: Any = None) -> BatchStats | None:
     """The BatchStats of one value from its reduction outputs, or None when the sub-batch must be
     measured from the full value (non-finite entries, or entries beyond fp16 range)."""
     import math

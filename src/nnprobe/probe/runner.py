@@ -260,7 +260,7 @@ def _run_reduced(
     for reduced in plan.reduced:
         fetched = {k: got[v] for k, v in reduced.outputs.items()}
         picture = images.get(reduced.image) if reduced.image else None
-        batch = batch_from_outputs(stats[reduced.index], reduced, fetched, picture)
+        batch = batch_from_outputs(fetched, picture)
         if batch is None:
             return False
         batches.append((reduced.index, batch))
