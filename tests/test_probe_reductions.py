@@ -255,3 +255,20 @@ def test_graph_older_than_opset_13_is_measured_whole(tmp_path: Path) -> None:
     by_module = {(v.module, v.kind): v for v in got.values}
     for e in eager.values:
         assert_same_statistics(by_module[(e.module, e.kind)], e, "opset 11")
+
+
+def test_non_finite_through_a_reused_architecture_equals_eager(tmp_path: Path) -> None:
+    entry = ZooEntry("cnn", SmallCNN, (1, 8, 8))
+    model = entry.build()
+    x = entry.inputs(40).numpy()
+    x[25, 0, 2, 2] = np.nan
+    options = ProbeOptions(cache_dir=tmp_path, sub_batch=16)
+    probe_module(model, x[:16], display_path="m.pt", options=options)  # the architecture, cached
+    got = probe_module(model, x, display_path="m.pt", options=options)
+    eager = probe_module(
+        model, x, display_path="m.pt", options=ProbeOptions(force_eager=True, sub_batch=16)
+    )
+    assert got.cache_hit and got.values[0].nan > 0
+    by_module = {(v.module, v.kind): v for v in got.values}
+    for e in eager.values:
+        assert_same_statistics(by_module[(e.module, e.kind)], e, "non-finite, reused")
