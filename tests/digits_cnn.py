@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from digits_models import digits
+from digits_models import digits, fit
 from torch import nn
 
 FACTORY = textwrap.dedent(
@@ -60,21 +60,10 @@ def fresh(seed: int = 0) -> nn.Module:
 @cache
 def _trained(steps: int) -> nn.Module:
     x, y = images()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    model = fresh()
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        idx = torch.randint(0, len(xt), (128,), generator=generator)
-        loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
+    return fit(fresh(), x, y, "Adam", 3e-3, steps)
 
 
-def trained(steps: int = 400) -> nn.Module:
+def trained(steps: int = 150) -> nn.Module:
     return copy.deepcopy(_trained(steps))
 
 

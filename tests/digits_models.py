@@ -28,13 +28,14 @@ def mlp() -> nn.Sequential:
     )
 
 
-@cache
-def _trained(optimizer: str, lr: float, steps: int) -> nn.Sequential:
-    _, x, y = digits()
+def fit(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, optimizer: str, lr: float, steps: int
+) -> nn.Module:
+    """`steps` seeded mini-batches of 128 with cross-entropy; the model comes back in eval mode."""
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    model = mlp()
     opt = getattr(torch.optim, optimizer)(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(0)
+    model.train()
     for _ in range(steps):
         idx = torch.randint(0, len(xt), (128,), generator=generator)
         loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
@@ -42,6 +43,14 @@ def _trained(optimizer: str, lr: float, steps: int) -> nn.Sequential:
         loss.backward()
         opt.step()
     return model.eval()
+
+
+@cache
+def _trained(optimizer: str, lr: float, steps: int) -> nn.Sequential:
+    _, x, y = digits()
+    model = mlp()
+    fit(model, x, y, optimizer, lr, steps)
+    return model
 
 
 def trained(optimizer: str = "Adam", lr: float = 1e-2, steps: int = 200) -> nn.Sequential:

@@ -23,6 +23,8 @@ TRUST_NEIGHBOURS = 10
 # Tuned in bench/visual_bench.py: 200 epochs (the default below 10k points is 500) keeps the
 # trustworthiness within 0.01 and halves the time.
 UMAP_EPOCHS = 200
+EXACT_NEIGHBOURS = 4096  # umap-learn's switch from exact neighbours to pynndescent
+WARM_POINTS = EXACT_NEIGHBOURS + 200
 
 _warm_state = {"state": "cold", "seconds": 0.0, "error": ""}
 _warm_lock = threading.Lock()
@@ -33,9 +35,12 @@ def umap_state() -> str:
     return _warm_state["state"]  # type: ignore[return-value]
 
 
-def warm_umap(background: bool = True) -> str:
-    """Compile UMAP's numba code once in this process (a tiny fit); in a daemon thread unless
-    `background` is False. Returns the state after starting."""
+def warm_umap(background: bool = True, points: int = WARM_POINTS) -> str:
+    """Compile UMAP's numba code once in this process (a small fit); in a daemon thread unless
+    `background` is False. Returns the state after starting. umap-learn finds neighbours exactly
+    below 4096 points and with pynndescent above, and each path compiles on first use: the
+    default size compiles both (bench/visual_bench.py: a 5k-point call after a 300-point warm-up
+    still spent 60-90 s compiling)."""
     with _warm_lock:
         if _warm_state["state"] in ("warming", "ready"):
             return umap_state()
@@ -46,8 +51,10 @@ def warm_umap(background: bool = True) -> str:
 
         start = time.perf_counter()
         try:
-            x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+            x = np.random.default_rng(0).standard_normal((points, 8)).astype(np.float32)
             project(x, "umap")
+            if points > EXACT_NEIGHBOURS:
+                project(x[:300], "umap")
         except Exception as exc:  # the next real call reports it properly
             _warm_state.update(state="failed", error=f"{type(exc).__name__}: {exc}")
             return
