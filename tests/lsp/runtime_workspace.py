@@ -119,3 +119,16 @@ async def until(condition: Any, what: str, timeout: float = 60.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def idle(client: LanguageClient, timeout: float = 60.0) -> None:
+    """Wait until the server has no inspection running or waiting for its pause to end."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        state = await status(client)
+        if not state["running"] and not state["pending"]:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for the inspections to finish: {state}")
+        await asyncio.sleep(0.02)

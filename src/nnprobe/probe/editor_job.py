@@ -33,15 +33,22 @@ def editor_config(params: dict[str, Any]) -> Config:
         base = Config.default(root=root)
     config = apply_editor(base, params.get("lint") or {})
     config.run_probes = True
+    if params.get("gradients") is False:
+        config.ignore = config.ignore | gradient_codes(config)
     config.trusted = bool(params.get("trusted"))
     if not config.trusted:
         config.allow_pickle = False
     return config
 
 
+def gradient_codes(config: Config) -> set[str]:
+    return {code for code in config.select - config.ignore if code.startswith("NP4")}
+
+
 def run_inspection(params: dict[str, Any]) -> dict[str, Any]:
     """Inspect `params["checkpoint"]`: findings on it and on its script, and what the editor
-    shows beside them."""
+    shows beside them. `"gradients": false` leaves out the gradient probe (NP4xx), the slow part;
+    the result then says whether a second run with it would measure more (`gradients_skipped`)."""
     from nnprobe.core.files import Target
     from nnprobe.inspectors.checkpoint import inspect_checkpoint
     from nnprobe.probe.jobs import finding_to_dict
@@ -61,6 +68,13 @@ def run_inspection(params: dict[str, Any]) -> dict[str, Any]:
     for name, stats in (probe.get("modules") or {}).items():
         modules.setdefault(name, {}).update(stats)
     spec = runtime.resolution.spec if runtime and runtime.resolution else None
+    skipped = (
+        params.get("gradients") is False
+        and bool(probe)
+        and checkpoint is not None
+        and checkpoint.kind != "onnx"
+        and bool(gradient_codes(editor_config({**params, "gradients": True})))
+    )
     return {
         "findings": [finding_to_dict(f) for f in inspection.result.findings],
         "analysed": inspection.result.analysed,
@@ -70,6 +84,7 @@ def run_inspection(params: dict[str, Any]) -> dict[str, Any]:
         "measured_on": probe.get("measured_on"),
         "timings": probe.get("timings") or {},
         "cache_hit": probe.get("cache_hit"),
+        "gradients_skipped": skipped,
         "needs_trust": bool(
             spec is not None
             and not config.trusted

@@ -270,36 +270,46 @@ class RuntimeProbes:
         if not self.worker.running:
             progress.report(10, "starting the probe worker")
             await self.worker.start(settings.interpreter)
-        progress.report(40, "probing")
         job.outcome = "running"
         display = str(path.resolve())
-        try:
-            response = await self.worker.run(
-                "inspect", params, python=settings.interpreter, timeout=timeout, memory_limit=memory
-            )
-        except WorkerError as exc:
-            job.outcome = "failed"
-            finding = internal_finding("NP904", display, _budget_message(exc, timeout), config)
-            self._publish(job.uri, path, [finding], None)
-            return [finding]
-        progress.report(90, "publishing")
-        if "error" in response:
-            job.outcome = "failed"
-            error = response["error"]
-            code = str(error.get("code", "NP907"))
-            code = code if code.startswith("NP9") else "NP907"
-            finding = internal_finding(code, display, str(error.get("message", "")), config)
-            self._publish(job.uri, path, [finding], None)
-            return [finding]
-        result = response.get("result") or {}
-        findings = [finding_from_dict(f) for f in result.get("findings", [])]
+        findings: list[Finding] = []
+        # Weights and activations first (a fraction of a second), then the gradient probe's
+        # optimizer steps (seconds on a CNN), so the first diagnostics do not wait for them.
+        for phase, (percent, what) in enumerate(((40, "probing"), (70, "measuring gradients"))):
+            progress.report(percent, what)
+            try:
+                response = await self.worker.run(
+                    "inspect",
+                    {**params, "gradients": phase == 1},
+                    python=settings.interpreter,
+                    timeout=timeout,
+                    memory_limit=memory,
+                )
+            except WorkerError as exc:
+                job.outcome = "failed"
+                message = _budget_message(exc, timeout)
+                findings = [*findings, internal_finding("NP904", display, message, config)]
+                self._publish(job.uri, path, findings, None)
+                return findings
+            if "error" in response:
+                job.outcome = "failed"
+                error = response["error"]
+                code = str(error.get("code", "NP907"))
+                code = code if code.startswith("NP9") else "NP907"
+                findings = [internal_finding(code, display, str(error.get("message", "")), config)]
+                self._publish(job.uri, path, findings, None)
+                return findings
+            result = response.get("result") or {}
+            findings = [finding_from_dict(f) for f in result.get("findings", [])]
+            self._publish(job.uri, path, findings, result)
+            if phase == 0 and result.get("needs_trust") and not self._told_trust:
+                self._told_trust = True
+                server.window_show_message(
+                    types.ShowMessageParams(type=types.MessageType.Info, message=TRUST_MESSAGE)
+                )
+            if not result.get("gradients_skipped"):
+                break
         job.outcome = "done"
-        self._publish(job.uri, path, findings, result)
-        if result.get("needs_trust") and not self._told_trust:
-            self._told_trust = True
-            server.window_show_message(
-                types.ShowMessageParams(type=types.MessageType.Info, message=TRUST_MESSAGE)
-            )
         return findings
 
     def _publish(
@@ -381,6 +391,7 @@ class RuntimeProbes:
             "workerPid": self.worker.pid,
             "jobs": self.worker.jobs,
             "running": sorted(self._running),
+            "pending": sorted(str(folder) for folder in self._pending),
             "history": list(self.history),
             "polling": self._poller is not None,
         }
