@@ -24,7 +24,7 @@ test framework in between) the way an editor does, and prints:
 This is a benchmark, not a test: it prints figures and never fails on them.
 
     python bench/lsp_bench.py [--repeat 5] [--documents 100] [--edits 1000] [--checkpoints 5]
-                              [--output FILE]
+                              [--no-gradients] [--output FILE]
 """
 
 from __future__ import annotations
@@ -382,10 +382,12 @@ if __name__ == "__main__":
 """
 
 
-async def runtime_latency(root: Path, checkpoints: int) -> list[tuple[float, float]] | None:
+async def runtime_latency(
+    root: Path, checkpoints: int, gradients: bool = True
+) -> list[tuple[float, float | None]] | None:
     """Per checkpoint (the first one cold), seconds from its save to its first runtime
-    diagnostics (weights and activations) and to the complete ones (gradients too); None without
-    torch."""
+    diagnostics (weights and activations) and to the complete ones (gradients too; None when
+    `gradients` is off and the gradient rules are ignored); None without torch."""
     try:
         import torch
     except ImportError:
@@ -394,8 +396,9 @@ async def runtime_latency(root: Path, checkpoints: int) -> list[tuple[float, flo
     (workspace / "runs").mkdir(parents=True)
     script = workspace / "train.py"
     script.write_text(CNN_SCRIPT, encoding="utf-8")
+    ignore = "" if gradients else 'ignore = ["NP4"]\n'
     (workspace / "pyproject.toml").write_text(
-        "[tool.nnprobe]\ninput-shape = [3, 32, 32]\n", encoding="utf-8"
+        f"[tool.nnprobe]\ninput-shape = [3, 32, 32]\n{ignore}", encoding="utf-8"
     )
     definitions: dict[str, Any] = {"__name__": "bench_cnn"}
     exec(compile(CNN_SCRIPT, str(script), "exec"), definitions)
@@ -403,7 +406,7 @@ async def runtime_latency(root: Path, checkpoints: int) -> list[tuple[float, flo
         {"debounce": 0, "trusted": True}, NNPROBE_CACHE_DIR=str(root / "export-cache")
     )
     await client.initialize(workspace)
-    times = []
+    times: list[tuple[float, float | None]] = []
     for epoch in range(checkpoints + 1):
         torch.manual_seed(epoch)
         model = definitions["SmallCNN"]()
@@ -418,6 +421,9 @@ async def runtime_latency(root: Path, checkpoints: int) -> list[tuple[float, flo
         )
         await client.drain()
         early = await asyncio.wait_for(first, 300)
+        if not gradients:
+            times.append((early.at - started, None))
+            continue
         complete = await asyncio.wait_for(
             client.expect(lambda p, u=uri, t=early.at: p.uri == u and p.at > t), 300
         )
@@ -508,35 +514,38 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
                     f"(the rest superseded) / {ms(result.settle_s)}",
                 )
             )
-        runtime = await runtime_latency(root, args.checkpoints)
+        runtime = await runtime_latency(root, args.checkpoints, args.gradients)
         label = "checkpoint write -> runtime diagnostics, small CNN"
         if runtime is None:
             rows.append((label, "not measured: torch is not installed"))
         else:
             cold, cached = runtime[0], runtime[1:]
+            first = ms(cold[0]) + (f" / {ms(cold[1])}" if cold[1] is not None else "")
             rows.append(
                 (
-                    f"{label}, first (worker start + ONNX export): weights and activations / "
-                    "with gradients",
-                    f"{ms(cold[0])} / {ms(cold[1])}",
+                    f"{label}, first (worker start + ONNX export): weights and activations"
+                    + (" / with gradients" if cold[1] is not None else ""),
+                    first,
                 )
             )
             early = [c[0] for c in cached]
-            complete = [c[1] for c in cached]
-            rows.append(
-                (
-                    f"{label}, cached architecture, warm worker ({len(cached)} checkpoints): "
-                    "weights and activations",
-                    f"p50 {ms(statistics.median(early))}, max {ms(max(early))}",
+            complete = [c[1] for c in cached if c[1] is not None]
+            if early:
+                rows.append(
+                    (
+                        f"{label}, cached architecture, warm worker ({len(cached)} checkpoints): "
+                        "weights and activations",
+                        f"p50 {ms(statistics.median(early))}, max {ms(max(early))}",
+                    )
                 )
-            )
-            rows.append(
-                (
-                    f"{label}, cached architecture, warm worker: with gradients (40 optimizer "
-                    "steps on 64 inputs)",
-                    f"p50 {ms(statistics.median(complete))}, max {ms(max(complete))}",
+            if complete:
+                rows.append(
+                    (
+                        f"{label}, cached architecture, warm worker: with gradients (40 "
+                        "optimizer steps on 64 inputs)",
+                        f"p50 {ms(statistics.median(complete))}, max {ms(max(complete))}",
+                    )
                 )
-            )
     return rows
 
 
@@ -557,6 +566,12 @@ def main() -> int:
     parser.add_argument("--edits", type=int, default=1000, help="edits in each burst")
     parser.add_argument(
         "--checkpoints", type=int, default=5, help="cached-architecture checkpoints to time"
+    )
+    parser.add_argument(
+        "--no-gradients",
+        dest="gradients",
+        action="store_false",
+        help="ignore the gradient rules in the runtime part (time weights and activations only)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="markdown results file")
     parser.add_argument("--no-write", action="store_true", help="print only")

@@ -20,6 +20,8 @@ def test_lsp_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
             "--documents=3",
             "--samples=3",
             "--edits=40",
+            "--checkpoints=1",
+            "--no-gradients",
             f"--output={output}",
         ],
         cwd=ROOT,
@@ -38,6 +40,7 @@ def test_lsp_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
         "ratio: LSP p50 / in-process p50",
         "burst of 40 edits, debounce 0 ms",
         "burst of 40 edits, debounce 200 ms",
+        "checkpoint write -> runtime diagnostics, small CNN",
     ):
         assert measure in run.stdout
     assert output.read_text().startswith("# Language server benchmark")

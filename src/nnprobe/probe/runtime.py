@@ -130,6 +130,16 @@ def _config_dict(config: Config) -> dict[str, Any]:
     return config_to_dict(config)
 
 
+def error_finding(error: dict[str, Any], display: str, config: Config) -> Finding:
+    """The NP9xx finding for a worker's `error` answer (NP907 when its code is not one)."""
+    code = str(error.get("code", "NP907"))
+    code = code if code.startswith("NP9") else "NP907"
+    finding = internal_finding(code, display, str(error.get("message", "")), config)
+    if error.get("traceback"):
+        finding.data["traceback"] = error["traceback"]
+    return finding
+
+
 def _run(
     params: dict[str, Any], config: Config, display: str, runtime: RuntimePlan
 ) -> list[Finding]:
@@ -166,13 +176,7 @@ def _run(
                 message = f"the probe worker stopped: {exc.message}; the weight rules ran"
             return [internal_finding("NP904", display, message, config)]
     if "error" in response:
-        error = response["error"]
-        code = error.get("code", "NP907")
-        code = code if code.startswith("NP9") else "NP907"
-        finding = internal_finding(code, display, str(error.get("message", "")), config)
-        if error.get("traceback"):
-            finding.data["traceback"] = error["traceback"]
-        return [finding]
+        return [error_finding(response["error"], display, config)]
     result = response.get("result", {})
     runtime.probe = {k: v for k, v in result.items() if k != "findings"}
     return [finding_from_dict(f) for f in result.get("findings", [])]

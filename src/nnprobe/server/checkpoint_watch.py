@@ -69,9 +69,3 @@ def changes(old: Snapshot, new: Snapshot) -> list[types.FileEvent]:
     for path in old.keys() - new.keys():
         events.append(types.FileEvent(uri=Path(path).as_uri(), type=types.FileChangeType.Deleted))
     return events
-
-
-def validate_poll_interval(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 100 <= value <= 600_000:
-        raise ValueError("must be a number of milliseconds between 100 and 600000")
-    return float(value)

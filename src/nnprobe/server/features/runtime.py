@@ -34,6 +34,7 @@ from lsprotocol import types
 from nnprobe.core.engine import Report, internal_finding
 from nnprobe.core.finding import Finding
 from nnprobe.probe.jobs import finding_from_dict
+from nnprobe.probe.runtime import error_finding
 from nnprobe.probe.worker_client import default_memory_budget
 from nnprobe.server import checkpoint_watch, payloads
 
@@ -72,7 +73,7 @@ def _number(low: float, high: float, unit: str) -> Any:
     return validate
 
 
-register_key("pollInterval", checkpoint_watch.validate_poll_interval)
+register_key("pollInterval", _number(100, 600_000, "milliseconds"))
 register_key("probeTimeout", _number(1, 86_400, "seconds"))
 register_key("probeMemory", _number(16, 10**7, "megabytes"))
 register_key("progressDelay", _number(0, 60_000, "milliseconds"))
@@ -293,10 +294,7 @@ class RuntimeProbes:
                 return findings
             if "error" in response:
                 job.outcome = "failed"
-                error = response["error"]
-                code = str(error.get("code", "NP907"))
-                code = code if code.startswith("NP9") else "NP907"
-                findings = [internal_finding(code, display, str(error.get("message", "")), config)]
+                findings = [error_finding(response["error"], display, config)]
                 self._publish(job.uri, path, findings, None)
                 return findings
             result = response.get("result") or {}
