@@ -63,7 +63,6 @@ async def test_untrusted_workspace_reads_weights_and_imports_nothing(
     assert "not allowed" in found["NP905"]
     assert not {c for c in found if c.startswith(("NP3", "NP4"))}  # nothing ran the model
     assert "trusted workspace" in (await message).message
-    assert not (workspace / "train.py").with_name("forward-started").exists()
 
 
 async def test_trusting_the_workspace_probes_the_checkpoint(
@@ -229,3 +228,18 @@ def _gone(pid: int) -> bool:
             return handle.read().split(")")[-1].split()[0] == "Z"
     except OSError:
         return True
+
+
+async def test_a_deleted_checkpoint_loses_its_diagnostics(
+    client: LanguageClient, workspace: Path
+) -> None:
+    recorder = client.recorder  # type: ignore[attr-defined]
+    checkpoint = workspace / "runs" / "ckpt_0.pt"
+    assert recorder.latest(checkpoint.as_uri()).diagnostics
+    checkpoint.unlink()
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=checkpoint.as_uri(), type=types.FileChangeType.Deleted)]
+        )
+    )
+    await recorder.wait(checkpoint.as_uri(), lambda p: not p.diagnostics)

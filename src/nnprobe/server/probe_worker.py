@@ -9,6 +9,7 @@ code, and the next job starts a fresh one.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import sys
 from typing import Any
@@ -28,6 +29,8 @@ class ProbeWorker:
         # worker's end of stream, and the next job must not start a worker before that.
         self._inflight: asyncio.Future[dict[str, Any]] | None = None
         self.jobs = 0  # jobs sent, for the status command and the tests
+        # A worker stuck in a job would outlive the server: its stdin closes only when it reads.
+        atexit.register(self.kill)
 
     @property
     def pid(self) -> int | None:
