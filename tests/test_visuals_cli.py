@@ -72,3 +72,20 @@ def test_report_is_one_offline_html_file(root: Path, monkeypatch: pytest.MonkeyP
     assert "<h3>train.py</h3>" in text
     assert text.count('<img src="data:image/png;base64,') == 4
     assert text.count("<circle ") == 1797 and "<script>" in text
+
+
+def test_report_draws_the_curves_of_training_logs(tmp_path: Path) -> None:
+    # A metrics.csv written by Lightning's real CSVLogger, beside a file that is not a log.
+    logs = tmp_path / "lightning_logs" / "version_0"
+    logs.mkdir(parents=True)
+    fixture = Path(__file__).parent / "fixtures" / "logs" / "lightning-2.6.6-metrics.csv"
+    shutil.copy(fixture, logs / "metrics.csv")
+    (tmp_path / "notes.csv").write_text("name,colour\na,red\n", encoding="utf-8")
+    out = tmp_path / "report.html"
+    assert main(["report", str(tmp_path), "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    OUT.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out, OUT / "report-logs.html")
+    assert "Training curves of metrics.csv" in text
+    assert text.count('<img src="data:image/png;base64,') == 1
+    assert "notes.csv" not in text  # not a training log: skipped, as in a directory walk

@@ -126,16 +126,37 @@ def _picture(args: argparse.Namespace) -> int:
 
 
 def checkpoints(paths: list[str]) -> Iterator[Path]:
+    return _files(paths, lambda name: Path(name).suffix.lower() in CHECKPOINT_SUFFIXES)
+
+
+def _files(paths: list[str], wanted: Callable[[str], bool]) -> Iterator[Path]:
     for raw in paths:
         path = Path(raw)
-        if path.is_file() and path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        if path.is_file() and wanted(path.name):
             yield path
         elif path.is_dir():
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
-                    if Path(name).suffix.lower() in CHECKPOINT_SUFFIXES:
+                    if wanted(name):
                         yield Path(root) / name
+
+
+def log_curves(paths: list[str], config: Any) -> dict[str, list[dict[str, Any]]]:
+    """Each training log's curves as an image payload; files that hold no curves are skipped."""
+    from nnprobe.logs.curves import curves_png
+    from nnprobe.logs.reader import NotALog, is_log_name
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in _files(paths, is_log_name):
+        try:
+            png, title = curves_png(path, config)
+        except (NotALog, OSError, ImportError):
+            continue
+        data = base64.b64encode(png).decode("ascii")
+        payload = {"kind": "image", "mime": "image/png", "data": data, "title": title}
+        out[path.as_posix()] = [payload]
+    return out
 
 
 def report_pictures(path: Path, config: Any, embedding: str) -> list[dict[str, Any]]:
@@ -167,6 +188,7 @@ def _report(args: argparse.Namespace) -> int:
         path.as_posix(): report_pictures(path, config, args.embedding)
         for path in checkpoints(args.paths)
     }
+    pictures.update(log_curves(args.paths, config))
     title = "nnprobe report: " + ", ".join(args.paths)
     Path(args.output).write_text(render_report(report, pictures, title), encoding="utf-8")
     return EXIT_CLEAN
