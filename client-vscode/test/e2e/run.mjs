@@ -179,17 +179,21 @@ async function until(condition, what) {
   }
 }
 
-/** Runs nnprobe: Inspect Checkpoint... on model.pt and returns what the panel shows. */
-async function inspectCheckpoint(page) {
-  await palette(page, "View: Close All Editors");
-  await page.locator("iframe.webview").first().waitFor({ state: "detached" });
+/** Runs nnprobe: Inspect Checkpoint... on model.pt; returns what the panel shows once it differs from `before`. */
+async function inspectCheckpoint(page, before = null) {
   await palette(page, "nnprobe: Inspect Checkpoint...");
   await page.locator(".quick-input-list .monaco-list-row", { hasText: "model.pt" }).first().waitFor();
   await page.keyboard.press("Enter");
   const webview = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
   const root = webview.locator("#root[data-kind]");
   await root.waitFor();
-  return root.innerText();
+  let shown = await root.innerText();
+  const deadline = Date.now() + WAIT;
+  while (shown === before && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    shown = await root.innerText();
+  }
+  return shown;
 }
 
 async function outputLine(page, text) {
@@ -309,6 +313,25 @@ async function trustedRun(env, vsix) {
     await page.locator(".monaco-editor .view-lines", { hasText: "self.fc1 = nn.Linear" }).first().waitFor();
     await page.locator(".squiggly-error").first().waitFor({ state: "attached" });
     await shot(page, "07-runtime-finding");
+
+    // Point nnprobe.interpreter at a Python without nnprobe: the server restarts on the change,
+    // finds nnprobe missing and offers to install it.
+    const bare = path.join(tmp, "bare-python");
+    fs.writeFileSync(bare, `#!/bin/sh\nexec ${python()} -S "$@"\n`, { mode: 0o755 });
+    const settingsFile = path.join(tmp, "user-data", "User", "settings.json");
+    const userSettings = JSON.parse(fs.readFileSync(settingsFile, "utf8"));
+    await palette(page, "Preferences: Open User Settings (JSON)");
+    await page.locator(".monaco-editor .view-lines", { hasText: "nnprobe.interpreter" }).first().waitFor();
+    await page.keyboard.press("Control+A");
+    await page.keyboard.insertText(JSON.stringify({ ...userSettings, "nnprobe.interpreter": bare }, null, 2));
+    await page.keyboard.press("Control+S");
+    const offer = page.locator(".notifications-toasts .notification-toast", { hasText: "nnprobe is not installed" }).first();
+    await offer.waitFor({ state: "visible" });
+    const offerText = await offer.innerText();
+    check(offerText.includes(bare) && /Install nnprobe/.test(offerText), "changing nnprobe.interpreter restarted the server, which offers to install nnprobe there");
+    await page.locator(".statusbar-item.has-background-color", { hasText: "nnprobe" }).first().waitFor();
+    check(true, "the status bar item shows the error");
+    await shot(page, "08-missing-nnprobe");
   } catch (error) {
     if (page) {
       await shot(page, `failed-${name}`).catch(() => undefined);
@@ -334,7 +357,7 @@ async function untrustedRun(env, vsix) {
     await page.goto(`${server.url}/?folder=${encodeURIComponent(ws)}`);
     const refuse = page.getByRole("button", { name: /No, I don't trust/ });
     await refuse.waitFor({ state: "visible" });
-    await shot(page, "08-untrusted-prompt");
+    await shot(page, "09-untrusted-prompt");
     await refuse.click();
     await openFile(page, "train.py");
     await page.locator(".squiggly-error").first().waitFor();
@@ -348,22 +371,24 @@ async function untrustedRun(env, vsix) {
     if (refused) {
       check(true, "the checkpoint inspection says the untrusted workspace kept its model code from running");
     }
-    await shot(page, "09-untrusted");
+    await shot(page, "10-untrusted");
 
     await palette(page, "Workspaces: Manage Workspace Trust");
     const grant = page.locator(".workspace-trust-editor .monaco-button", { hasText: /^Trust/ }).first();
     await grant.waitFor({ state: "visible" });
     await grant.click();
     await page.locator(".statusbar-item", { hasText: "Restricted Mode" }).first().waitFor({ state: "detached" });
+    await page.locator('[aria-label^="Close Modal Editor"]').first().click();
+    await page.locator(".workspace-trust-editor").first().waitFor({ state: "hidden" });
     await palette(page, "nnprobe: Show Logs");
     await outputLine(page, "trusted workspace: true");
     check(true, "granting trust reached the running server without a reload (trusted: true)");
-    await shot(page, "10-trust-granted");
+    await shot(page, "11-trust-granted");
     if (refused) {
-      await inspectCheckpoint(page);
+      await inspectCheckpoint(page, inspection);
       await until(() => fs.existsSync(sentinel), "net.py imported once the workspace is trusted");
-      check(true, "after trust, inspecting the checkpoint built the model from the workspace's code");
-      await shot(page, "11-trusted-inspection");
+      check(true, "once trusted, the server built the model from the workspace's code (net.py ran)");
+      await shot(page, "12-trusted-inspection");
     }
   } catch (error) {
     if (page) {
