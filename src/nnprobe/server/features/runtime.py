@@ -56,7 +56,8 @@ DEFAULT_PROGRESS_DELAY_MS = 500.0
 TRUST_MESSAGE = (
     "nnprobe: runtime probes (activations, gradients) of state_dict checkpoints need a trusted "
     "workspace, because building the model imports your code; only the weight rules ran. Trust "
-    "the workspace (setting nnprobe.trusted) to probe them."
+    "the workspace to probe them (in VS Code: Manage Workspace Trust; in other editors: the "
+    "`trusted` setting)."
 )
 
 
