@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import pickletools
 import re
 import struct
 import zipfile
@@ -212,16 +213,52 @@ def _load_torch(path: Path, allow_pickle: bool, zipped: bool) -> Checkpoint:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except pickle.UnpicklingError as exc:
         match = _GLOBAL.search(str(exc))
-        if match is None:
+        name = match.group(1) if match else None if zipped else _foreign_global(path)
+        if name is None:
             raise LoadError("NP901", f"corrupt pickle data ({_last_line(exc)})") from None
         if not allow_pickle:
-            raise LoadError("NP902", refusal_message(match.group(1))) from None
+            raise LoadError("NP902", refusal_message(name)) from None
         obj = _load_pickled(torch, path)
     except LoadError:
         raise
     except Exception as exc:
         raise LoadError("NP901", f"torch.load failed: {_first_line(exc)}") from None
     return _from_object(torch, path, obj)
+
+
+def _foreign_global(path: Path) -> str | None:
+    """The first non-torch global a bare pickle would import, read from its opcodes (nothing is
+    loaded). torch's weights-only unpickler stops at opcodes it does not know (protocol 4's FRAME)
+    before it names the global, so a plain `pickle.dump` of a payload would pass as "corrupt"."""
+    strings: list[str] = []  # the strings pushed so far, the last two name a STACK_GLOBAL
+    memo: dict[int, str] = {}
+    pushed: str | None = None  # the string the previous opcode pushed
+    try:
+        with path.open("rb") as handle:
+            for opcode, arg, _ in pickletools.genops(handle):
+                if opcode.name == "MEMOIZE" or opcode.name.endswith("PUT"):
+                    key = len(memo) if opcode.name == "MEMOIZE" else arg
+                    memo[int(key or 0)] = pushed or ""
+                    continue
+                pushed = arg if isinstance(arg, str) and "UNICODE" in opcode.name else None
+                if opcode.name.endswith("GET") and memo.get(int(arg or 0)):
+                    pushed = memo[int(arg or 0)]
+                if pushed is not None:
+                    strings.append(pushed)
+                if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                    name = arg.replace(" ", ".")
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    name = ".".join(strings[-2:])
+                else:
+                    continue
+                if not name.startswith(_TORCH_GLOBALS):
+                    return name
+    except (ValueError, EOFError, OSError, pickle.UnpicklingError):
+        return None
+    return None
+
+
+_TORCH_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode")
 
 
 def _last_line(exc: BaseException) -> str:
@@ -416,6 +453,10 @@ def _load_onnx(path: Path) -> Checkpoint:
 
     try:
         model = onnx.load(str(path), load_external_data=True)
+    except onnx.checker.ValidationError as exc:
+        raise LoadError(
+            "NP901", f"refused the ONNX model's external data: {_first_line(exc)}"
+        ) from None
     except Exception as exc:
         raise LoadError(
             "NP901", f"not an ONNX protobuf, or a truncated one ({_first_line(exc)})"
