@@ -17,6 +17,7 @@ from nnprobe.core.rule import Option
 from nnprobe.inspectors.regularization import identifier_tokens
 from nnprobe.inspectors.script.base import StaticRule
 from nnprobe.inspectors.script.context import ScriptContext
+from nnprobe.inspectors.script.lists import range_length
 from nnprobe.inspectors.script.models import NN
 from nnprobe.inspectors.training_loop import is_model_call
 
@@ -380,13 +381,10 @@ def _values_count(ctx: ScriptContext, expr: ast.expr) -> int | None:
     if isinstance(resolved, ast.Call) and ctx.call_name(resolved) in _SEQUENCE_CALLS:
         name = ctx.call_name(resolved)
         if name == "range":
-            bounds = [ctx.value(a) for a in resolved.args]
-            integers = [b for b in bounds if isinstance(b, int) and not isinstance(b, bool)]
-            if integers and len(integers) == len(bounds) <= 3 and 0 not in integers[2:]:
-                return len(range(*integers))
-            return 0
+            length = range_length([ctx.value(a) for a in resolved.args])
+            return length if length is not None else 0
         count = ctx.number(ctx.argument(resolved, "num", 2)) if "space" in (name or "") else None
-        return int(count) if count is not None else 0
+        return int(count) if count is not None and math.isfinite(count) else 0
     return None
 
 

@@ -12,6 +12,7 @@ families is left alone. Where the number the optimizer is built with is not the 
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from nnprobe.core.registry import register
 from nnprobe.core.rule import Option
 from nnprobe.inspectors.script.base import StaticRule
 from nnprobe.inspectors.script.context import ScriptContext
+from nnprobe.inspectors.script.lists import range_length
 from nnprobe.inspectors.script.loops import Loop, OptimizerCall, TrainingLoop
 
 SCHED = "torch.optim.lr_scheduler."
@@ -544,12 +546,9 @@ def epoch_count(ctx: ScriptContext, loop: Loop) -> int | None:
     if call is None or ctx.has_kwargs_splat(call) or not 1 <= len(call.args) <= 3:
         return None
     bounds = [ctx.number(a) for a in call.args]
-    if not all(b is not None and b == int(b) for b in bounds):
+    if not all(b is not None and math.isfinite(b) and b == int(b) for b in bounds):
         return None
-    ints = [int(b) for b in bounds if b is not None]
-    if len(ints) == 3 and ints[2] == 0:
-        return None
-    return len(range(*ints))
+    return range_length([int(b) for b in bounds if b is not None])
 
 
 def _iterates_batches(ctx: ScriptContext, loop: Loop) -> bool:

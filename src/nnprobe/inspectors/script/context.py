@@ -7,6 +7,7 @@ the heavier views (models, training loops) are built on first use and shared by 
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -396,7 +397,10 @@ class ScriptContext:
         value = self.value(expr)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int past 1e308 (`lr = 10**400`) is as large as a float gets
+            return math.inf if value > 0 else -math.inf
 
     # ------------------------------------------------------------------ arguments
 

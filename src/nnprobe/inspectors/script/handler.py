@@ -79,6 +79,7 @@ def check_text(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # '\-' escapes on Python 3.11
             tree = ast.parse(text, filename=display)
     except SyntaxError as exc:
         line = exc.lineno or 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,6 +37,18 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def range_length(bounds: Sequence[object]) -> int | None:
+    """`len(range(*bounds))` for one to three static ints, else None. Computed from the bounds,
+    because len() raises OverflowError past sys.maxsize and a script may say range(2**64)."""
+    ints = [b for b in bounds if isinstance(b, int) and not isinstance(b, bool)]
+    if len(ints) != len(bounds) or not 1 <= len(ints) <= 3 or ints[2:] == [0]:
+        return None
+    span = range(*ints)
+    if span.step > 0:
+        return max(0, (span.stop - span.start + span.step - 1) // span.step)
+    return max(0, (span.start - span.stop - span.step - 1) // -span.step)
+
+
 def static_sequence(ctx: ScriptContext, expr: ast.expr) -> list[Any] | None:
     """The items a `for` loop over expr visits, when they are statically known: `range(...)`,
     a constant list or tuple, slices of one, and `zip`/`enumerate` over those."""
@@ -44,12 +56,10 @@ def static_sequence(ctx: ScriptContext, expr: ast.expr) -> list[Any] | None:
         func = expr.func.id
         if func == "range" and 1 <= len(expr.args) <= 3:
             bounds = [ctx.value(a) for a in expr.args]
-            if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
+            length = range_length(bounds)
+            if length is None or length > MAX_ITEMS:
                 return None
-            if bounds[-1] == 0 and len(bounds) == 3:
-                return None
-            items = range(*bounds)
-            return list(items) if len(items) <= MAX_ITEMS else None
+            return list(range(*bounds))
         if func in ("zip", "enumerate", "reversed", "list", "tuple") and expr.args:
             parts = [static_sequence(ctx, a) for a in expr.args]
             if any(p is None for p in parts):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from nnprobe.inspectors.script.lists import range_length
+
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.context import ScriptContext
 
@@ -179,10 +181,5 @@ class LoopIndex:
             "tqdm.trange",
             "trange",
         ):
-            bounds = [self.ctx.value(a) for a in it.args]
-            ints = [b for b in bounds if isinstance(b, int) and not isinstance(b, bool)]
-            if len(ints) == len(bounds) and 1 <= len(ints) <= 3:
-                if len(ints) == 3 and ints[2] == 0:
-                    return None
-                return len(range(*ints))
+            return range_length([self.ctx.value(a) for a in it.args])
         return None
