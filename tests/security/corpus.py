@@ -47,6 +47,7 @@ class Hostile:
     code: str
     says: str  # a phrase the finding's message must hold
     build: Callable[[Path, Path], Path]  # (folder, sentinel) -> the file
+    imports: tuple[str, ...] = ()  # the non-torch globals an opted-in load would import
 
 
 def raw_pickle(protocol: int) -> Callable[[Path, Path], Path]:
@@ -136,13 +137,42 @@ def truncated_zip(folder: Path, sentinel: Path) -> Path:
     return path
 
 
+class ShellPayload:
+    """Unpickling this runs a shell command (os.system, pickled as posix.system) that creates the
+    sentinel: the classic payload model scanners look for."""
+
+    def __init__(self, sentinel: Path) -> None:
+        self.command = f"touch '{sentinel}'"
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, (self.command,))
+
+
+def shell_in_ckpt(folder: Path, sentinel: Path) -> Path:
+    """A Lightning-looking .ckpt whose callbacks entry runs a shell command when unpickled."""
+    path = folder / "evil_shell.ckpt"
+    state = {"fc.weight": torch.zeros(2, 4)}
+    torch.save({"state_dict": state, "epoch": 3, "callbacks": ShellPayload(sentinel)}, path)
+    return path
+
+
+OPEN = ("io.open",)  # builtins.open is io.open, and pickles under that name
 FLOATS = np.zeros(4, dtype=np.float32).tobytes()
 CORPUS = [
-    *(Hostile(f"raw-pickle-protocol-{n}", "NP902", ".open)", raw_pickle(n)) for n in (2, 4, 5)),
-    Hostile("pickle-in-pt", "NP902", "refused to unpickle", torch_saved(".pt")),
-    Hostile("pickle-in-pth", "NP902", "refused to unpickle", torch_saved(".pth")),
-    Hostile("pickle-in-ckpt", "NP902", "refused to unpickle", torch_saved(".ckpt")),
-    Hostile("state-dict-is-a-model", "NP902", "whole pickled model", fake_state_dict),
+    *(Hostile(f"raw-pickle-protocol-{n}", "NP902", "open", raw_pickle(n), OPEN) for n in (2, 4, 5)),
+    Hostile("pickle-in-pt", "NP902", "refused to unpickle", torch_saved(".pt"), OPEN),
+    Hostile("pickle-in-pth", "NP902", "refused to unpickle", torch_saved(".pth"), OPEN),
+    Hostile("pickle-in-ckpt", "NP902", "refused to unpickle", torch_saved(".ckpt"), OPEN),
+    Hostile(
+        "state-dict-is-a-model",
+        "NP902",
+        "whole pickled model",
+        fake_state_dict,
+        (f"{__name__}.FullModel", *OPEN),
+    ),
+    Hostile("shell-in-ckpt", "NP902", "posix.system", shell_in_ckpt, ("posix.system",)),
     Hostile(
         "onnx-dotdot", "NP901", "external data", onnx_external(lambda s: "../../outside/secret.bin")
     ),

@@ -64,6 +64,8 @@ def test_cli_refuses_hostile_file(
     assert [f["code"] for f in findings] == [case.code], findings
     [finding] = findings
     assert case.says in finding["message"], finding["message"]
+    for name in case.imports:
+        assert name in finding["message"], (name, finding["message"])
     assert result.returncode == (1 if finding["severity"] == "error" else 0)
     assert not sentinel.exists()
 

@@ -62,6 +62,13 @@ class UnsafePickleRefused(InspectionRule):
     checkpoints with `torch.load(weights_only=True)`, which only rebuilds tensors and plain
     containers, and refuses the rest unless you opt in.
 
+    The message names every global an opted-in load would import (`posix.system`,
+    `builtins.exec`, the model's class), the way model scanners report them, leaving out the
+    tensor rebuilders `weights_only` accepts. They are read from the pickle's opcodes with
+    picklescan, in bare pickles and in every pickle inside a `.pt/.pth/.ckpt` zip; nothing is
+    unpickled to find them. Without picklescan the message names the one global torch's loader
+    reported.
+
     TorchScript archives (`torch.jit.save`) are loaded with `torch.jit.load`: that runs the
     archive's TorchScript code, a restricted language without access to Python, not pickle.
 
@@ -74,7 +81,8 @@ class UnsafePickleRefused(InspectionRule):
     ## Example
     ```text
     runs/model.pt:1:1: NP902 [error] refused to unpickle: this file holds a whole pickled model
-    (__main__.Net), and unpickling it can run arbitrary code. Save the weights instead, ...
+    (__main__.Net); loading it would import __main__.Net, posix.system, and unpickling can run
+    arbitrary code. Save the weights instead, ...
     ```
 
     ## How to fix

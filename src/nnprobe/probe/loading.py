@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import pickletools
 import re
 import struct
 import zipfile
@@ -30,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nnprobe.probe.layers import FileStructure, Layer, infer_layers, module_structure
+from nnprobe.probe.pickle_scan import would_import
 from nnprobe.probe.state_dicts import (
     EPOCH_KEYS,
     STEP_KEYS,
@@ -212,12 +212,11 @@ def _load_torch(path: Path, allow_pickle: bool, zipped: bool) -> Checkpoint:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except pickle.UnpicklingError as exc:
-        match = _GLOBAL.search(str(exc))
-        name = match.group(1) if match else None if zipped else _foreign_global(path)
-        if name is None:
+        names = _refused_imports(path, exc)
+        if not names:
             raise LoadError("NP901", f"corrupt pickle data ({_last_line(exc)})") from None
         if not allow_pickle:
-            raise LoadError("NP902", refusal_message(name)) from None
+            raise LoadError("NP902", refusal_message(names)) from None
         obj = _load_pickled(torch, path)
     except LoadError:
         raise
@@ -226,39 +225,15 @@ def _load_torch(path: Path, allow_pickle: bool, zipped: bool) -> Checkpoint:
     return _from_object(torch, path, obj)
 
 
-def _foreign_global(path: Path) -> str | None:
-    """The first non-torch global a bare pickle would import, read from its opcodes (nothing is
-    loaded). torch's weights-only unpickler stops at opcodes it does not know (protocol 4's FRAME)
-    before it names the global, so a plain `pickle.dump` of a payload would pass as "corrupt"."""
-    strings: list[str] = []  # the strings pushed so far, the last two name a STACK_GLOBAL
-    memo: dict[int, str] = {}
-    pushed: str | None = None  # the string the previous opcode pushed
-    try:
-        with path.open("rb") as handle:
-            for opcode, arg, _ in pickletools.genops(handle):
-                if opcode.name == "MEMOIZE" or opcode.name.endswith("PUT"):
-                    key = len(memo) if opcode.name == "MEMOIZE" else arg
-                    memo[int(key or 0)] = pushed or ""
-                    continue
-                pushed = arg if isinstance(arg, str) and "UNICODE" in opcode.name else None
-                if opcode.name.endswith("GET") and memo.get(int(arg or 0)):
-                    pushed = memo[int(arg or 0)]
-                if pushed is not None:
-                    strings.append(pushed)
-                if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
-                    name = arg.replace(" ", ".")
-                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
-                    name = ".".join(strings[-2:])
-                else:
-                    continue
-                if not name.startswith(_TORCH_GLOBALS):
-                    return name
-    except (ValueError, EOFError, OSError, pickle.UnpicklingError):
-        return None
-    return None
-
-
-_TORCH_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode")
+def _refused_imports(path: Path, exc: pickle.UnpicklingError) -> list[str]:
+    """What an opted-in load would import, from the file's opcodes; without a scanner, the one
+    global torch's weights-only unpickler named (it stops before naming one after protocol 4's
+    FRAME, so a bare `pickle.dump` then reads as corrupt)."""
+    names = would_import(path)
+    if names:
+        return names
+    match = _GLOBAL.search(str(exc))
+    return [match.group(1)] if match and names is None else []
 
 
 def _last_line(exc: BaseException) -> str:
@@ -266,16 +241,21 @@ def _last_line(exc: BaseException) -> str:
     return " ".join(match.group(1).split()) if match else _first_line(exc)
 
 
-def refusal_message(global_name: str) -> str:
-    what = (
-        f"a whole pickled model ({global_name})"
-        if global_name.rsplit(".", 1)[-1][:1].isupper()
-        else f"a pickled Python object ({global_name})"
-    )
+_LISTED = 6  # imports named in the message; the rest are counted
+
+
+def refusal_message(imports: list[str]) -> str:
+    """NP902's reason: what the file holds and every global an opted-in load would import."""
+    model = next((n for n in imports if n.rsplit(".", 1)[-1][:1].isupper()), None)
+    what = f"a whole pickled model ({model})" if model else "a pickled Python object"
+    listed = ", ".join(imports[:_LISTED])
+    if len(imports) > _LISTED:
+        listed += f" and {len(imports) - _LISTED} more"
     return (
-        f"refused to unpickle: this file holds {what}, and unpickling it can run arbitrary code. "
-        "Save the weights instead, torch.save(model.state_dict(), path), or, if you trust this "
-        "file, opt in with --allow-pickle (config: allow-pickle = true)"
+        f"refused to unpickle: this file holds {what}; loading it would import {listed}, and "
+        "unpickling can run arbitrary code. Save the weights instead, "
+        "torch.save(model.state_dict(), path), or, if you trust this file, opt in with "
+        "--allow-pickle (config: allow-pickle = true)"
     )
 
 
