@@ -20,6 +20,8 @@ import sys
 import traceback
 from typing import Any, TextIO
 
+from nnprobe.probe.memory import address_space_limit
+
 PROTOCOL_VERSION = 1
 # method -> "module:function" taking the params and returning the result (or {"error": ...}):
 # `probe` is one probe job (the CLI), `inspect` a whole checkpoint inspection (the editor).
@@ -94,7 +96,10 @@ def main() -> int:
         except ValueError as exc:
             _send(stream, {"id": None, "error": {"code": "protocol", "message": str(exc)}})
             continue
-        response = handle(request)
+        # The job's memory budget also caps its address space: one huge allocation fails in
+        # the job (NP904) instead of waking the kernel's OOM killer.
+        with address_space_limit(request.get("memory_limit")):
+            response = handle(request)
         if response is None:
             _send(stream, {"id": request.get("id"), "result": {"shutdown": True}})
             break

@@ -11,7 +11,7 @@ A failure that stops the probe is returned as `error` with the finding code that
 | the checkpoint cannot be read, the probe inputs cannot be read or built | NP901 |
 | no factory, the factory cannot build the model, or the weights do not fit it | NP905 |
 | the forward raised, or ONNX Runtime and the eager fallback both failed | NP903 |
-| out of memory (time budgets are enforced by whoever runs the worker) | NP904 |
+| an allocation refused, in a forward too (time budgets are the caller's to enforce) | NP904 |
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from nnprobe.core.config import Config
 from nnprobe.core.finding import Confidence, Evidence, Finding, Range, Severity
+from nnprobe.probe.memory import out_of_memory
 
 
 class JobError(Exception):
@@ -85,10 +86,14 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     """Run one probe job; `{"findings": [...], "notes": [...], ...}` or `{"error": {...}}`."""
     try:
         return _run(params)
-    except JobError as exc:
-        return {"error": {"code": exc.code, "message": exc.message}}
-    except MemoryError:
-        return {"error": {"code": "NP904", "message": "the probe ran out of memory"}}
+    except (JobError, MemoryError, RuntimeError) as exc:
+        refused = out_of_memory(exc)
+        if refused is not None:  # also a forward whose allocation failed, wrapped as NP903
+            message = f"the probe ran out of memory: {refused}"
+            return {"error": {"code": "NP904", "message": message}}
+        if isinstance(exc, JobError):
+            return {"error": {"code": exc.code, "message": exc.message}}
+        raise
 
 
 def _run(params: dict[str, Any]) -> dict[str, Any]:

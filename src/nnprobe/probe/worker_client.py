@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -145,9 +146,10 @@ class WorkerClient:
                 continue
             if line is None:
                 detail = self._stderr_tail()
+                ended = self._ended()
                 self.kill()
                 raise WorkerError(
-                    f"the probe worker exited while {what}" + (f": {detail}" if detail else "")
+                    f"the probe worker {ended} while {what}" + (f": {detail}" if detail else "")
                 )
             try:
                 message = json.loads(line)
@@ -155,6 +157,24 @@ class WorkerClient:
                 continue
             if isinstance(message, dict):
                 return message
+
+    def _ended(self) -> str:
+        """How the worker ended, once its output has closed: killed by which signal (SIGKILL is
+        also the kernel's OOM killer), or its exit status."""
+        process = self._process
+        status = None
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                status = process.wait(timeout=5)
+        if status is None:
+            return "stopped answering"
+        if status < 0:
+            with contextlib.suppress(ValueError):
+                name = signal.Signals(-status).name
+                hint = " (by another process or the system's out-of-memory killer)"
+                return f"was killed by {name}" + (hint if name == "SIGKILL" else "")
+            return f"was killed by signal {-status}"
+        return f"exited with status {status}"
 
     def _rss(self) -> int | None:
         """The worker's resident memory in bytes (Linux /proc; None elsewhere)."""
@@ -191,7 +211,10 @@ class WorkerClient:
             assert self._process is not None and self._process.stdin is not None
             rid = next(self._ids)
             try:
-                line = json.dumps({"id": rid, "method": method, "params": params})
+                request: dict[str, Any] = {"id": rid, "method": method, "params": params}
+                if memory_limit is not None:  # the worker caps its address space with it
+                    request["memory_limit"] = int(memory_limit)
+                line = json.dumps(request)
                 self._process.stdin.write(line + "\n")
                 self._process.stdin.flush()
             except OSError:
