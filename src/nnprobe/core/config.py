@@ -307,7 +307,10 @@ def parse_config(
         shape = table["input-shape"]
         if isinstance(shape, str):
             parts = shape.replace("x", ",").replace(" ", "").split(",")
-            shape = [int(p) if p.isdigit() else p for p in parts if p]
+            # isascii: '²'.isdigit() holds but int('²') raises; a 19-digit dimension is no shape.
+            shape = [
+                int(p) if p.isascii() and p.isdigit() and len(p) < 19 else p for p in parts if p
+            ]
         if (
             not isinstance(shape, list)
             or not shape

@@ -42,7 +42,10 @@ class Option:
         """The value when it has the default's type (ints pass for floats); else ValueError."""
         expected = type(self.default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ValueError(f"option {key!r} is beyond the range of a float") from None
         if expected is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)
         if type(value) is expected:

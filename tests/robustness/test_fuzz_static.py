@@ -1,0 +1,275 @@
+"""Property-based fuzzing of the static analyzer, the config parser and suppression comments.
+
+A language server sees every half-typed buffer, so whatever the text, analysing it must return
+findings: never raise, and never isolate a rule as NP907 (that finding is the engine's safety net,
+and the fuzzer treating it as a pass would hide the rule bug behind it). Config mistakes must be a
+ConfigError with a message. Inputs come from tests/robustness/static_fuzz.py.
+
+CI runs the "ci" profile: a fixed, derandomized budget. `NNPROBE_FUZZ_EXAMPLES=N` runs N examples
+per test with a random seed; bench/fuzz_static.py runs a large budget and prints the figures.
+`pytest -s` prints the summary line of what ran.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import static_fuzz as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nnprobe.core.config import Config, ConfigError, describe_keys, load_config, parse_config
+from nnprobe.core.finding import Range
+from nnprobe.core.registry import all_rules, get_rule
+from nnprobe.core.suppressions import parse_suppressions
+from nnprobe.inspectors.script.handler import check_text
+
+_COMMON = {
+    "deadline": None,
+    "database": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("nnprobe-ci", derandomize=True, max_examples=150, **_COMMON)
+_EXTRA = int(os.environ.get("NNPROBE_FUZZ_EXAMPLES", "0") or 0)
+settings.register_profile("nnprobe-more", max_examples=max(_EXTRA, 1), **_COMMON)
+PROFILE = "nnprobe-more" if _EXTRA else "nnprobe-ci"
+
+CONFIG = sf.fuzz_config()
+SEEDS = sf.seed_sources()
+TALLY = sf.Tally()
+
+
+def budget(share: float) -> Any:
+    """This test's share of the profile's examples (the CI budget is fixed per test)."""
+    base = settings.get_profile(PROFILE)
+    return settings(base, max_examples=max(1, int(base.max_examples * share)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def counted() -> Iterator[None]:
+    with sf.counting_rules(TALLY):
+        yield
+    print("\n" + TALLY.summary())
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def assert_answered(findings: list[Any]) -> None:
+    isolated = [f.message for f in findings if f.code == "NP907"]
+    assert not isolated, isolated
+
+
+@budget(2.0)
+@given(sf.generated_scripts())
+def test_generated_scripts(source: str) -> None:
+    assert_answered(sf.check_source(TALLY, "generated", source, CONFIG))
+
+
+@budget(2.0)
+@given(sf.python_text())
+def test_python_text(source: str) -> None:
+    assert_answered(sf.check_source(TALLY, "python-text", source, CONFIG))
+
+
+@budget(4.0)
+@given(st.sampled_from(SEEDS).flatmap(sf.typed_edits))
+def test_fixtures_edited_as_if_typed(source: str) -> None:
+    assert_answered(sf.check_source(TALLY, "mutated-fixture", source, CONFIG))
+
+
+@budget(1.0)
+@given(sf.generated_scripts().flatmap(sf.typed_edits))
+def test_generated_scripts_edited(source: str) -> None:
+    assert_answered(sf.check_source(TALLY, "mutated-generated", source, CONFIG))
+
+
+@budget(2.0)
+@given(st.sampled_from(SEEDS).flatmap(sf.mutated_bytes))
+def test_damaged_bytes_on_disk(folder: Path, data: bytes) -> None:
+    assert_answered(sf.check_file(TALLY, "mutated-bytes", data, CONFIG, folder))
+
+
+@pytest.mark.parametrize("path", sorted(sf.REGRESSIONS.glob("*.py")), ids=lambda p: p.stem)
+def test_shrunk_inputs_the_fuzzer_found(path: Path) -> None:
+    """Inputs that once made a rule crash, kept as the fuzzer shrank them."""
+    assert_answered(sf.check_source(TALLY, "regression", path.read_text("utf-8"), CONFIG))
+
+
+# ----------------------------------------------------------------------------- config
+
+RULES = all_rules()
+SELECTORS = [r.code for r in RULES] + [r.name for r in RULES] + ["NP1", "NP", "np10", "ALL", "*"]
+OPTIONS = sorted({name for r in RULES for name in r.options})
+# Past what TOML holds, but the language server's workspace/configuration is JSON.
+HOSTILE = [10**400, -(10**400), "3x\u00b2", "9" * 5000, "3x" + "2" * 4400, float("nan")]
+SCALARS = st.one_of(
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=6),
+    st.sampled_from([*SELECTORS, "error", "warning", "info", "train.py:Net", "x.py:", "3x32"]),
+    st.sampled_from(HOSTILE),
+)
+TOML_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _table_of(keys: st.SearchStrategy[str], values: st.SearchStrategy[Any]) -> Any:
+    return st.dictionaries(keys, values, max_size=4)
+
+
+CONFIG_VALUES = {
+    "select": st.lists(st.sampled_from(SELECTORS), max_size=3) | TOML_VALUES,
+    "extend-select": st.lists(st.sampled_from(SELECTORS), max_size=3) | TOML_VALUES,
+    "ignore": st.lists(st.sampled_from(SELECTORS), max_size=3) | TOML_VALUES,
+    "severity": _table_of(st.sampled_from(SELECTORS), SCALARS) | TOML_VALUES,
+    "rules": st.dictionaries(st.sampled_from(SELECTORS), TOML_VALUES, max_size=2)
+    | st.sampled_from([r for r in RULES if r.options]).flatmap(
+        lambda rule: st.dictionaries(
+            st.sampled_from(sorted(rule.options)),
+            TOML_VALUES | st.sampled_from(HOSTILE),
+            max_size=3,
+        ).map(lambda options: {rule.code: options})
+    ),
+    "exclude": st.lists(st.text(max_size=6), max_size=3) | TOML_VALUES,
+    "per-file-ignores": _table_of(st.text(max_size=6), st.lists(st.sampled_from(SELECTORS)))
+    | TOML_VALUES,
+    "allow-pickle": TOML_VALUES,
+    "models": _table_of(st.text(max_size=6), SCALARS) | TOML_VALUES,
+    "probe": TOML_VALUES,
+    "input-shape": st.lists(st.integers(-2, 64), max_size=4)
+    | st.lists(st.sampled_from(["3", "x", "32", ",", " ", "\u00b2", "-1"])).map("".join)
+    | st.sampled_from(HOSTILE)
+    | TOML_VALUES,
+    "probe-batch": TOML_VALUES,
+    "logs": _table_of(st.sampled_from(["columns", "script", "patterns", "x"]), TOML_VALUES)
+    | TOML_VALUES,
+}
+
+
+@st.composite
+def config_tables(draw: st.DrawFn) -> dict[str, Any]:
+    """One to three known keys with values of any type, sometimes an unknown key beside them."""
+    keys = draw(st.lists(st.sampled_from(sorted(CONFIG_VALUES)), min_size=1, max_size=3))
+    table = {key: draw(CONFIG_VALUES[key]) for key in keys}
+    if draw(st.sampled_from([False] * 5 + [True])):
+        table[draw(st.text(max_size=5))] = draw(TOML_VALUES)
+    return table
+
+
+def parse_or_config_error(table: Mapping[str, Any]) -> Config | None:
+    try:
+        return parse_config(table, root=sf.ROOT)
+    except ConfigError as exc:
+        assert str(exc).strip(), "a ConfigError without a message"
+        return None
+
+
+@budget(2.0)
+@given(config_tables())
+def test_config_tables_of_random_types(table: dict[str, Any]) -> None:
+    """Any table is a Config or a ConfigError with a message; an accepted one runs every rule."""
+    TALLY.inputs["config-table"] += 1
+    config = parse_or_config_error(table)
+    if config is not None and set(table) <= set(describe_keys()):
+        config.select = CONFIG.select
+        for source in SEEDS[:2]:
+            assert_answered(check_text(source, "fuzz.py", config, "fuzz.py"))
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"input-shape": "3x\u00b2"},
+        {"input-shape": "3x" + "9" * 5000},
+        {"rules": {"NP101": {"sgd-max": 10**400}}},
+    ],
+    ids=["superscript-digit", "digits-past-int-limit", "int-past-float-range"],
+)
+def test_config_tables_the_fuzzer_found(table: dict[str, Any]) -> None:
+    """Once a ValueError or OverflowError traceback; now a ConfigError naming the key."""
+    with pytest.raises(ConfigError, match=r"input-shape|sgd-max"):
+        parse_config(table)
+
+
+CONFIG_TEXT = """\
+[tool.nnprobe]
+select = ["NP1", "NP2"]
+ignore = ["NP113"]
+exclude = ["build/*"]
+allow-pickle = false
+input-shape = [3, 32, 32]
+probe-batch = 64
+
+[tool.nnprobe.severity]
+NP103 = "warning"
+
+[tool.nnprobe.rules.NP101]
+sgd-max = 0.05
+
+[tool.nnprobe.per-file-ignores]
+"tests/*" = ["NP122"]
+
+[tool.nnprobe.models]
+"runs/*.pt" = "train.py:Net"
+"""
+
+
+@budget(2.0)
+@given(sf.typed_edits(CONFIG_TEXT))
+def test_config_files_edited_as_if_typed(folder: Path, text: str) -> None:
+    TALLY.inputs["config-file"] += 1
+    path = folder / "pyproject.toml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert str(exc).strip()
+
+
+# ----------------------------------------------------------------------------- suppressions
+
+COMMENTS = st.one_of(
+    st.builds(
+        "# nnprobe: ignore{}[{}]".format,
+        st.sampled_from(["", "-file", "-FILE", "_file"]),
+        st.lists(st.sampled_from(SELECTORS) | st.text(max_size=5), max_size=3).map(", ".join),
+    ),
+    st.builds("# noqa: {}".format, st.text(max_size=12)),
+    st.sampled_from(
+        ["# nnprobe: ignore", "# nnprobe:ignore[", "#noqa", "# NNPROBE: IGNORE[np101]"]
+    ),
+    st.text(max_size=20).map("# {}".format),
+)
+
+
+@budget(2.0)
+@given(st.lists(COMMENTS, min_size=1, max_size=6))
+def test_suppression_comments(comments: list[str]) -> None:
+    """Any comment parses; `# nnprobe: ignore[..., NP101]` on a line silences NP101 there."""
+    TALLY.inputs["suppressions"] += 1
+    text = "import torch\n" + "".join(f"lr = 0.5  {comment}\n" for comment in comments)
+    parsed = parse_suppressions(text)
+    rule = get_rule("NP101")
+    assert rule is not None
+    for number, comment in enumerate(comments, start=2):
+        listed = comment.removeprefix("# nnprobe: ignore[").rstrip("]")
+        if comment.startswith("# nnprobe: ignore[") and "NP101" in listed.split(", "):
+            finding = rule().finding("t.py", Range.of(number, 1, number, 2), message="lr")
+            assert parsed.suppresses(finding)
+    assert_answered(check_text(text, "fuzz.py", CONFIG, "fuzz.py"))
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
