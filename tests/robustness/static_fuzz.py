@@ -23,7 +23,7 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from nnprobe.core.config import Config
+from nnprobe.core.config import Config, ConfigError, load_config, parse_config
 from nnprobe.core.files import Target
 from nnprobe.core.finding import Evidence, Finding
 from nnprobe.core.registry import all_rules
@@ -747,6 +747,96 @@ def mutated_bytes(draw: st.DrawFn, source: str) -> bytes:
     return bytes(data)
 
 
+# ----------------------------------------------------------------------------- config
+
+RULES = all_rules()
+SELECTORS = [r.code for r in RULES] + [r.name for r in RULES] + ["NP1", "NP", "np10", "ALL", "*"]
+OPTIONS = sorted({name for r in RULES for name in r.options})
+# Past what TOML holds, but the language server's workspace/configuration is JSON.
+HOSTILE = [10**400, -(10**400), "3x\u00b2", "9" * 5000, "3x" + "2" * 4400, float("nan")]
+SCALARS = st.one_of(
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=6),
+    st.sampled_from([*SELECTORS, "error", "warning", "info", "train.py:Net", "x.py:", "3x32"]),
+    st.sampled_from(HOSTILE),
+)
+TOML_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _table_of(keys: st.SearchStrategy[str], values: st.SearchStrategy[Any]) -> Any:
+    return st.dictionaries(keys, values, max_size=4)
+
+
+CONFIG_VALUES = {
+    "select": st.lists(st.sampled_from(SELECTORS), max_size=3) | TOML_VALUES,
+    "extend-select": st.lists(st.sampled_from(SELECTORS), max_size=3) | TOML_VALUES,
+    "ignore": st.lists(st.sampled_from(SELECTORS), max_size=3) | TOML_VALUES,
+    "severity": _table_of(st.sampled_from(SELECTORS), SCALARS) | TOML_VALUES,
+    "rules": st.dictionaries(st.sampled_from(SELECTORS), TOML_VALUES, max_size=2)
+    | st.sampled_from([r for r in RULES if r.options]).flatmap(
+        lambda rule: st.dictionaries(
+            st.sampled_from(sorted(rule.options)),
+            TOML_VALUES | st.sampled_from(HOSTILE),
+            max_size=3,
+        ).map(lambda options: {rule.code: options})
+    ),
+    "exclude": st.lists(st.text(max_size=6), max_size=3) | TOML_VALUES,
+    "per-file-ignores": _table_of(st.text(max_size=6), st.lists(st.sampled_from(SELECTORS)))
+    | TOML_VALUES,
+    "allow-pickle": TOML_VALUES,
+    "models": _table_of(st.text(max_size=6), SCALARS) | TOML_VALUES,
+    "probe": TOML_VALUES,
+    "input-shape": st.lists(st.integers(-2, 64), max_size=4)
+    | st.lists(st.sampled_from(["3", "x", "32", ",", " ", "\u00b2", "-1"])).map("".join)
+    | st.sampled_from(HOSTILE)
+    | TOML_VALUES,
+    "probe-batch": TOML_VALUES,
+    "logs": _table_of(st.sampled_from(["columns", "script", "patterns", "x"]), TOML_VALUES)
+    | TOML_VALUES,
+}
+
+
+@st.composite
+def config_tables(draw: st.DrawFn) -> dict[str, Any]:
+    """One to three known keys with values of any type, sometimes an unknown key beside them."""
+    keys = draw(st.lists(st.sampled_from(sorted(CONFIG_VALUES)), min_size=1, max_size=3))
+    table = {key: draw(CONFIG_VALUES[key]) for key in keys}
+    if draw(st.sampled_from([False] * 5 + [True])):
+        table[draw(st.text(max_size=5))] = draw(TOML_VALUES)
+    return table
+
+
+CONFIG_TEXT = """\
+[tool.nnprobe]
+select = ["NP1", "NP2"]
+ignore = ["NP113"]
+exclude = ["build/*"]
+allow-pickle = false
+input-shape = [3, 32, 32]
+probe-batch = 64
+
+[tool.nnprobe.severity]
+NP103 = "warning"
+
+[tool.nnprobe.rules.NP101]
+sgd-max = 0.05
+
+[tool.nnprobe.per-file-ignores]
+"tests/*" = ["NP122"]
+
+[tool.nnprobe.models]
+"runs/*.pt" = "train.py:Net"
+"""
+
+
 # ----------------------------------------------------------------------------- the harness
 
 
@@ -851,3 +941,38 @@ def scratch_folder() -> Path:
 
 
 Checker = Callable[[Tally, str, str, Config], list[Finding]]
+
+
+def check_config_table(tally: Tally, table: Mapping[str, Any]) -> Config | None:
+    """A settings table (TOML, or the server's workspace/configuration) is a Config or a
+    ConfigError with a message; anything else escapes and is recorded."""
+    tally.inputs["config-table"] += 1
+    try:
+        config = parse_config(table, root=ROOT)
+    except ConfigError as exc:
+        assert str(exc).strip(), "a ConfigError without a message"
+        tally.outcomes["config-error"] += 1
+        return None
+    except Exception as exc:
+        tally.escaped.append(("config-table", f"{type(exc).__name__}: {exc}", repr(table)[:2000]))
+        raise
+    tally.outcomes["config-accepted"] += 1
+    return config
+
+
+def check_config_file(tally: Tally, text: str, folder: Path) -> Config | None:
+    """The same for a pyproject.toml on disk, through the TOML reader."""
+    tally.inputs["config-file"] += 1
+    path = folder / "pyproject.toml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        assert str(exc).strip(), "a ConfigError without a message"
+        tally.outcomes["config-error"] += 1
+        return None
+    except Exception as exc:
+        tally.escaped.append(("config-file", f"{type(exc).__name__}: {exc}", text))
+        raise
+    tally.outcomes["config-accepted"] += 1
+    return config

@@ -13,7 +13,7 @@ per test with a random seed; bench/fuzz_static.py runs a large budget and prints
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import static_fuzz as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnprobe.core.config import Config, ConfigError, describe_keys, load_config, parse_config
+from nnprobe.core.config import ConfigError, describe_keys, parse_config
 from nnprobe.core.finding import Range
 from nnprobe.core.registry import all_rules, get_rule
 from nnprobe.core.suppressions import parse_suppressions
@@ -105,84 +105,14 @@ def test_shrunk_inputs_the_fuzzer_found(path: Path) -> None:
 # ----------------------------------------------------------------------------- config
 
 RULES = all_rules()
-SELECTORS = [r.code for r in RULES] + [r.name for r in RULES] + ["NP1", "NP", "np10", "ALL", "*"]
-OPTIONS = sorted({name for r in RULES for name in r.options})
-# Past what TOML holds, but the language server's workspace/configuration is JSON.
-HOSTILE = [10**400, -(10**400), "3x\u00b2", "9" * 5000, "3x" + "2" * 4400, float("nan")]
-SCALARS = st.one_of(
-    st.booleans(),
-    st.integers(),
-    st.floats(),
-    st.text(max_size=6),
-    st.sampled_from([*SELECTORS, "error", "warning", "info", "train.py:Net", "x.py:", "3x32"]),
-    st.sampled_from(HOSTILE),
-)
-TOML_VALUES = st.recursive(
-    SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-
-
-def _table_of(keys: st.SearchStrategy[str], values: st.SearchStrategy[Any]) -> Any:
-    return st.dictionaries(keys, values, max_size=4)
-
-
-CONFIG_VALUES = {
-    "select": st.lists(st.sampled_from(SELECTORS), max_size=3) | TOML_VALUES,
-    "extend-select": st.lists(st.sampled_from(SELECTORS), max_size=3) | TOML_VALUES,
-    "ignore": st.lists(st.sampled_from(SELECTORS), max_size=3) | TOML_VALUES,
-    "severity": _table_of(st.sampled_from(SELECTORS), SCALARS) | TOML_VALUES,
-    "rules": st.dictionaries(st.sampled_from(SELECTORS), TOML_VALUES, max_size=2)
-    | st.sampled_from([r for r in RULES if r.options]).flatmap(
-        lambda rule: st.dictionaries(
-            st.sampled_from(sorted(rule.options)),
-            TOML_VALUES | st.sampled_from(HOSTILE),
-            max_size=3,
-        ).map(lambda options: {rule.code: options})
-    ),
-    "exclude": st.lists(st.text(max_size=6), max_size=3) | TOML_VALUES,
-    "per-file-ignores": _table_of(st.text(max_size=6), st.lists(st.sampled_from(SELECTORS)))
-    | TOML_VALUES,
-    "allow-pickle": TOML_VALUES,
-    "models": _table_of(st.text(max_size=6), SCALARS) | TOML_VALUES,
-    "probe": TOML_VALUES,
-    "input-shape": st.lists(st.integers(-2, 64), max_size=4)
-    | st.lists(st.sampled_from(["3", "x", "32", ",", " ", "\u00b2", "-1"])).map("".join)
-    | st.sampled_from(HOSTILE)
-    | TOML_VALUES,
-    "probe-batch": TOML_VALUES,
-    "logs": _table_of(st.sampled_from(["columns", "script", "patterns", "x"]), TOML_VALUES)
-    | TOML_VALUES,
-}
-
-
-@st.composite
-def config_tables(draw: st.DrawFn) -> dict[str, Any]:
-    """One to three known keys with values of any type, sometimes an unknown key beside them."""
-    keys = draw(st.lists(st.sampled_from(sorted(CONFIG_VALUES)), min_size=1, max_size=3))
-    table = {key: draw(CONFIG_VALUES[key]) for key in keys}
-    if draw(st.sampled_from([False] * 5 + [True])):
-        table[draw(st.text(max_size=5))] = draw(TOML_VALUES)
-    return table
-
-
-def parse_or_config_error(table: Mapping[str, Any]) -> Config | None:
-    try:
-        return parse_config(table, root=sf.ROOT)
-    except ConfigError as exc:
-        assert str(exc).strip(), "a ConfigError without a message"
-        return None
+SELECTORS = sf.SELECTORS
 
 
 @budget(2.0)
-@given(config_tables())
+@given(sf.config_tables())
 def test_config_tables_of_random_types(table: dict[str, Any]) -> None:
     """Any table is a Config or a ConfigError with a message; an accepted one runs every rule."""
-    TALLY.inputs["config-table"] += 1
-    config = parse_or_config_error(table)
+    config = sf.check_config_table(TALLY, table)
     if config is not None and set(table) <= set(describe_keys()):
         config.select = CONFIG.select
         for source in SEEDS[:2]:
@@ -204,39 +134,10 @@ def test_config_tables_the_fuzzer_found(table: dict[str, Any]) -> None:
         parse_config(table)
 
 
-CONFIG_TEXT = """\
-[tool.nnprobe]
-select = ["NP1", "NP2"]
-ignore = ["NP113"]
-exclude = ["build/*"]
-allow-pickle = false
-input-shape = [3, 32, 32]
-probe-batch = 64
-
-[tool.nnprobe.severity]
-NP103 = "warning"
-
-[tool.nnprobe.rules.NP101]
-sgd-max = 0.05
-
-[tool.nnprobe.per-file-ignores]
-"tests/*" = ["NP122"]
-
-[tool.nnprobe.models]
-"runs/*.pt" = "train.py:Net"
-"""
-
-
 @budget(2.0)
-@given(sf.typed_edits(CONFIG_TEXT))
+@given(sf.typed_edits(sf.CONFIG_TEXT))
 def test_config_files_edited_as_if_typed(folder: Path, text: str) -> None:
-    TALLY.inputs["config-file"] += 1
-    path = folder / "pyproject.toml"
-    path.write_text(text, encoding="utf-8")
-    try:
-        load_config(path)
-    except ConfigError as exc:
-        assert str(exc).strip()
+    sf.check_config_file(TALLY, text, folder)
 
 
 # ----------------------------------------------------------------------------- suppressions
