@@ -365,6 +365,7 @@ def test_a_probe_over_its_memory_budget_is_stopped(trained: Path) -> None:
     params = {
         "checkpoint": str(hog / "h.pt"),
         "display": "hog/h.pt",
+        "trusted": True,
         "factory": FactorySpec(hog / "hog.py", "Hog").to_dict(),
         "config": {"select": ["NP301"]},
     }

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 import nnprobe
+from nnprobe.core import trust
 from nnprobe.core.config import (
     DEFAULT_PROBE_TIMEOUT,
     Config,
@@ -167,7 +168,14 @@ def _add_probe_arguments(inspect: argparse.ArgumentParser) -> None:
     probe.add_argument(
         "--no-import",
         action="store_true",
-        help="never import workspace code (no model factories, no probe functions)",
+        help="never import workspace code (no model factories, no probe functions) and never "
+        "unpickle",
+    )
+    probe.add_argument(
+        "--untrusted",
+        action="store_true",
+        help=f"run as on a checkout you do not trust (CI on pull requests from forks): import no "
+        f"workspace code, unpickle nothing, ignore allow-pickle in any config (also {trust.ENV}=1)",
     )
 
 
@@ -200,9 +208,22 @@ def _probe_config(config: Config, args: argparse.Namespace) -> Config:
         raise UsageError("--probe-timeout must be a positive number of seconds")
     config.probe_timeout = args.probe_timeout
     config.run_probes = not args.no_probe
-    # Running `nnprobe inspect` is the user asking to look inside their own workspace.
-    config.trusted = not args.no_import
-    return config
+    # Running `nnprobe inspect` is the user asking to look inside their own workspace, as running
+    # pytest is; a checkout they do not trust is run with --untrusted.
+    why = _untrusted_by(args)
+    if why and getattr(args, "allow_pickle", False):
+        raise UsageError(f"--allow-pickle cannot be used with {why}: unpickling runs code")
+    config.trusted = why is None
+    return trust.settle(config)
+
+
+def _untrusted_by(args: argparse.Namespace) -> str | None:
+    """What makes this run untrusted, as the user would recognise it, or None."""
+    if args.untrusted:
+        return "--untrusted"
+    if trust.env_untrusted():
+        return f"{trust.ENV}={os.environ[trust.ENV]}"
+    return "--no-import" if args.no_import else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -286,7 +307,8 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.statistics and args.output_format != "text":
         raise UsageError("--statistics works with --output-format text only")
     config = _probe_config(_config(args), args)
-    report = inspect_paths(args.paths, config)
+    with trust.guard(config.trusted):
+        report = inspect_paths(args.paths, config)
     options = RenderOptions(
         color=_use_color(args, sys.stdout),
         show_fixes=args.show_fixes,

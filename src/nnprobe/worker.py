@@ -58,9 +58,14 @@ def handle(request: dict[str, Any]) -> dict[str, Any] | None:
         return {"id": rid, "error": {"code": "protocol", "message": f"unknown method {method!r}"}}
     import importlib
 
+    from nnprobe.core import trust
+
     module, function = JOBS[method].split(":")
+    params = request.get("params") or {}
     try:
-        outcome = getattr(importlib.import_module(module), function)(request.get("params") or {})
+        # Whatever else the params say, an untrusted job imports and unpickles nothing.
+        with trust.guard(trust.job_trusted(params)):
+            outcome = getattr(importlib.import_module(module), function)(params)
     except Exception as exc:
         message = f"the probe crashed ({type(exc).__name__}: {exc}); please report it"
         trace = "".join(traceback.format_exception(exc))

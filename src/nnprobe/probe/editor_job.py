@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnprobe.core import trust
 from nnprobe.core.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -35,10 +36,8 @@ def editor_config(params: dict[str, Any]) -> Config:
     config.run_probes = True
     if params.get("gradients") is False:
         config.ignore = config.ignore | gradient_codes(config)
-    config.trusted = bool(params.get("trusted"))
-    if not config.trusted:
-        config.allow_pickle = False
-    return config
+    config.trusted = trust.job_trusted(params)
+    return trust.settle(config)
 
 
 def gradient_codes(config: Config) -> set[str]:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from nnprobe.core import trust
 from nnprobe.probe.layers import FileStructure, Layer, infer_layers, module_structure
 from nnprobe.probe.pickle_scan import would_import
 from nnprobe.probe.state_dicts import (
@@ -131,8 +132,19 @@ class Checkpoint:
 
 
 def load_checkpoint(path: Path | str, allow_pickle: bool = False) -> Checkpoint:
-    """The weights in `path`. Raises LoadError (NP901 unreadable, NP902 refused pickle)."""
-    path = Path(path)
+    """The weights in `path`. Raises LoadError (NP901 unreadable, NP902 refused pickle). In an
+    untrusted run (nnprobe.core.trust) nothing is unpickled, whatever `allow_pickle` says."""
+    if trust.code_allowed():
+        return _load_checkpoint(Path(path), allow_pickle)
+    try:
+        return _load_checkpoint(Path(path), False)
+    except LoadError as exc:
+        if exc.code != "NP902":
+            raise
+        raise LoadError("NP902", f"{exc.message}; {trust.REFUSED_PICKLE}") from None
+
+
+def _load_checkpoint(path: Path, allow_pickle: bool) -> Checkpoint:
     try:
         if not path.is_file():
             raise LoadError("NP901", "not a regular file")

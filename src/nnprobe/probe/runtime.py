@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnprobe.core import trust
 from nnprobe.core.config import Config, split_factory
 from nnprobe.core.engine import internal_finding
 from nnprobe.core.finding import Finding
@@ -64,7 +65,8 @@ def probe_checkpoint(checkpoint: Checkpoint, config: Config, runtime: RuntimePla
     params: dict[str, Any] = {
         "checkpoint": str(checkpoint.path.resolve()),
         "display": display,
-        "allow_pickle": config.allow_pickle,
+        "trusted": config.trusted,
+        "allow_pickle": trust.may_unpickle(config),
         "config": _config_dict(config),
         "input_shape": list(config.input_shape) if config.input_shape else None,
         "sub_batch": config.probe_batch,
@@ -79,7 +81,7 @@ def probe_checkpoint(checkpoint: Checkpoint, config: Config, runtime: RuntimePla
             return note(
                 "NP905",
                 f"the model factory {spec.describe()} ({spec.origin}) was found, but importing "
-                "workspace code is not allowed here (--no-import or an untrusted workspace); "
+                f"workspace code is not allowed here ({trust.UNTRUSTED_WAYS}); "
                 "only the weight rules ran",
             )
         params["factory"] = spec.to_dict()
@@ -112,7 +114,7 @@ def probe_source(config: Config) -> dict[str, Any] | None:
         if not config.trusted:
             raise ValueError(
                 f"probe inputs from {text} need importing workspace code, which is not allowed "
-                "here (--no-import or an untrusted workspace)"
+                f"here ({trust.UNTRUSTED_WAYS})"
             )
         script = (base / file).resolve()
         if not script.is_file():

@@ -25,6 +25,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from nnprobe.core import trust
+
 
 class WorkspaceImportError(Exception):
     """The script cannot be read, parsed or executed, or lacks the named object; the message is
@@ -171,6 +173,10 @@ def filter_source(tree: ast.Module) -> tuple[ast.Module, list[int]]:
 def import_definitions(script: Path | str) -> types.ModuleType:
     """A module holding the script's definitions, its top-level training code not run."""
     path = Path(script).resolve()
+    try:
+        trust.require_code_allowed(f"importing {path.name}")
+    except trust.UntrustedCode as exc:
+        raise WorkspaceImportError(str(exc)) from None
     try:
         source = path.read_bytes()
     except OSError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from nnprobe.core import trust
 from nnprobe.visuals.params import CHECKPOINT_SUFFIXES, PictureError, picture_params
 
 HELP = {
@@ -83,7 +84,8 @@ def _config(args: argparse.Namespace) -> Any:
     from nnprobe.core.config import load_config
 
     config = load_config(Path(args.config)) if args.config else load_config(start=Path.cwd())
-    config.allow_pickle = bool(args.allow_pickle)
+    # As `nnprobe inspect`: the flag, or the config's allow-pickle, counts in a trusted run only.
+    config.allow_pickle = config.allow_pickle or bool(args.allow_pickle)
     return _probe_config(config, args)
 
 
@@ -104,12 +106,14 @@ def _picture(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint)
     if not path.is_file():
         return _fail(f"path does not exist: {path}")
+    config = _config(args)
     try:
-        params = picture_params(path, _config(args), args.kind, args.checkpoint, **_options(args))
+        params = picture_params(path, config, args.kind, args.checkpoint, **_options(args))
     except PictureError as exc:
         return _fail(f"{args.checkpoint}: {exc}")
     params["png"] = True
-    payload = compute(params)
+    with trust.guard(config.trusted):
+        payload = compute(params)
     if "error" in payload:
         error = payload["error"]
         return _fail(f"{args.checkpoint}: {error['code']}: {error['message']}")
@@ -181,13 +185,14 @@ def _report(args: argparse.Namespace) -> int:
     from nnprobe.report.html import render_report
 
     config = _config(args)
-    report = inspect_paths(args.paths, config)
-    if report.missing:
-        return _fail(f"path does not exist: {report.missing[0]}")
-    pictures = {
-        path.as_posix(): report_pictures(path, config, args.embedding)
-        for path in checkpoints(args.paths)
-    }
+    with trust.guard(config.trusted):
+        report = inspect_paths(args.paths, config)
+        if report.missing:
+            return _fail(f"path does not exist: {report.missing[0]}")
+        pictures = {
+            path.as_posix(): report_pictures(path, config, args.embedding)
+            for path in checkpoints(args.paths)
+        }
     pictures.update(log_curves(args.paths, config))
     title = "nnprobe report: " + ", ".join(args.paths)
     Path(args.output).write_text(render_report(report, pictures, title), encoding="utf-8")

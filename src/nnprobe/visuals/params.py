@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nnprobe.core import trust
 from nnprobe.core.config import Config
 
 PICTURE_KINDS = ("embed", "filters", "activations", "top", "occlusion")
@@ -30,7 +31,8 @@ def picture_params(
         "kind": kind,
         "checkpoint": str(path.resolve()),
         "display": display or path.as_posix(),
-        "allow_pickle": config.allow_pickle,
+        "trusted": config.trusted,
+        "allow_pickle": trust.may_unpickle(config),
         "input_shape": list(config.input_shape) if config.input_shape else None,
     }
     params.update({k: v for k, v in options.items() if v is not None})
@@ -44,7 +46,7 @@ def picture_params(
             if not config.trusted:
                 raise PictureError(
                     f"the model factory {resolution.spec.describe()} was found, but importing "
-                    "workspace code is not allowed here (--no-import or an untrusted workspace)"
+                    f"workspace code is not allowed here ({trust.UNTRUSTED_WAYS})"
                 )
             params["factory"] = resolution.spec.to_dict()
         else:
