@@ -368,3 +368,14 @@ async def test_language_server_untrusted_workspace(client: LanguageClient) -> No
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
     await until(lambda: ws.ran() == ["IMPORTED", "UNPICKLED"], "the trusted re-inspection")
     await idle(client)
+
+
+@pytest.mark.parametrize(
+    ("value", "untrusted"),
+    [("1", True), ("true", True), ("yes", True), ("", False), ("0", False), ("false", False)],
+)
+def test_the_environment_variable(value: str, untrusted: bool) -> None:
+    from nnprobe.core.trust import env_untrusted
+
+    assert env_untrusted({"NNPROBE_UNTRUSTED": value}) is untrusted
+    assert env_untrusted({}) is False

@@ -26,7 +26,9 @@ _KEYS = {
     "rules": "per-rule thresholds, e.g. [tool.nnprobe.rules.NP101] sgd-max = 0.05",
     "exclude": "glob patterns of paths not to inspect",
     "per-file-ignores": "glob pattern -> codes to ignore in matching files",
-    "allow-pickle": "load checkpoints that need arbitrary unpickling (only for files you trust)",
+    "allow-pickle": "load checkpoints that need arbitrary unpickling (only for files you trust); "
+    "ignored in an untrusted run (--untrusted, NNPROBE_UNTRUSTED=1, --no-import, the editor's "
+    "untrusted workspace)",
     "models": 'checkpoint glob -> model factory, e.g. { "runs/*.pt" = "train.py:Net" }',
     "probe": 'probe inputs: a data file ("probe.npz") or a callable ("train.py:probe_batch")',
     "input-shape": "one sample's shape for synthetic probe inputs, e.g. [3, 32, 32]",

@@ -90,8 +90,12 @@ class UnsafePickleRefused(InspectionRule):
     code before `model.load_state_dict(torch.load("model.pt", weights_only=True))`; or use
     safetensors. Keep hyperparameters as plain dicts, numbers and strings. If you trust the file,
     opt in with `nnprobe inspect --allow-pickle` or `allow-pickle = true` under `[tool.nnprobe]`.
-    A config file is part of the repository it sits in: do not run nnprobe with a config that
-    sets `allow-pickle` on checkouts you do not trust (pull requests from forks in CI).
+
+    The opt-in counts only in a trusted run. A config file is part of the repository it sits in,
+    so a pull request could set `allow-pickle` itself: run checkouts you do not trust (pull
+    requests from forks in CI) with `nnprobe inspect --untrusted` or `NNPROBE_UNTRUSTED=1`, and
+    nothing is unpickled and no workspace code is imported, whatever any config says; the message
+    then says the run is untrusted. `--no-import` and an untrusted editor workspace do the same.
 
     ## Options
     None.
@@ -202,7 +206,7 @@ class ModelUnresolved(InspectionRule):
     It is also reported when the factory found cannot build the model, when the weights do not fit
     the model it builds (wrong architecture: the message lists the missing and unexpected keys, or
     the tensors whose shapes differ), and when importing workspace code is not allowed
-    (`--no-import`, or an untrusted workspace in the editor).
+    (`--untrusted`, `NNPROBE_UNTRUSTED=1`, `--no-import`, or an untrusted workspace in the editor).
 
     ## Why is this bad?
     A state_dict holds weights, not the architecture: without the code that builds the model,

@@ -9,7 +9,8 @@ Keys (camelCase or the kebab-case of `[tool.nnprobe]`; null means unset):
     debounce            milliseconds between the last keystroke and the static run (default 200)
     logLevel            error | warning | info | debug | off: what reaches window/logMessage
     interpreter         the Python that runs the worker (default: the server's own)
-    trusted             whether the workspace may run its own code (default false)
+    trusted             whether the workspace may run its own code (default false); false also
+                        ignores the workspace config's allow-pickle (nnprobe.core.trust)
     trace               ignored: vscode-languageclient's own setting lives in the same section
 
 An empty `select` is treated as unset, because VS Code sends [] for an array setting nobody set.
