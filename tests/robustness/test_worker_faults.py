@@ -115,6 +115,10 @@ def test_worker_fault_is_reported_and_the_next_job_succeeds(
         assert outcome.seconds < fault.timeout + 5, outcome.seconds
     if fault.name == "returns-nan":
         assert not {c for c in outcome.codes if c.startswith("NP9")}, outcome.codes
+    print(
+        f"\nworker fault {fault.name}: {outcome.code} ({outcome.message[:60]}...), "
+        f"worker restarted: {outcome.restarted}, next job ok: {outcome.next_ok}"
+    )
 
 
 # ---- the language server
@@ -243,3 +247,7 @@ async def test_server_reports_a_faulty_model_stays_up_and_probes_the_fix(
     assert dead == [_line(fixed, FC1)]
     after = (await status(client))["workerPid"]
     assert after is not None and (after != before) == fault.restarts, (before, after)
+    print(
+        f"\nserver fault {fault.name}: {fault.code} published, server answered, "
+        f"worker restarted: {after != before}, fixed model probed (NP301 on line {dead[0] + 1})"
+    )
