@@ -157,7 +157,8 @@ def scan_nnprobe(path: Path) -> Verdict:
     """What NP902 now uses: picklescan's globals less torch's weights-only allowlist."""
     from nnprobe.probe.pickle_scan import would_import
 
-    names = would_import(path) or []
+    found = would_import(path)
+    names = found.names if found else []
     return Verdict(bool(names), set(names))
 
 

@@ -21,6 +21,8 @@ import torch
 from onnx import TensorProto, helper
 from torch import nn
 
+from nnprobe.probe.zip_limits import MAX_MEMBERS
+
 
 class Payload:
     """Unpickling this opens (so creates) the sentinel file: code ran."""
@@ -158,6 +160,96 @@ def shell_in_ckpt(folder: Path, sentinel: Path) -> Path:
     return path
 
 
+def _torch_members(folder: Path) -> list[tuple[str, bytes]]:
+    """The members of a real torch.save archive of a small state_dict."""
+    source = folder / "_source.pt"
+    torch.save({"fc.weight": torch.zeros(2, 4)}, source)
+    with zipfile.ZipFile(source) as archive:
+        members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    source.unlink()
+    return members
+
+
+def deflate_bomb(member: str, inflated: int) -> Callable[[Path, Path], Path]:
+    """A torch.save archive whose member ending in `member` (data.pkl, a tensor record) is
+    `inflated` zero bytes, deflated: about 1000 to 1 (1 GiB in 1 MiB)."""
+
+    def build(folder: Path, sentinel: Path) -> Path:
+        path = folder / f"bomb_{member.rsplit('/', 1)[-1]}_{inflated >> 20}MiB.pt"
+        chunk = bytes(2**20)
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in _torch_members(folder):
+                if not name.endswith(member):
+                    archive.writestr(name, data)
+                    continue
+                info = zipfile.ZipInfo(name)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(info, "w", force_zip64=True) as handle:
+                    for start in range(0, inflated, len(chunk)):
+                        handle.write(chunk[: inflated - start])
+        return path
+
+    return build
+
+
+def declared_huge(folder: Path, sentinel: Path) -> Path:
+    """A real torch.save archive whose central directory says data.pkl is 4 GiB."""
+    path = folder / "declared_huge.pt"
+    torch.save({"fc.weight": torch.zeros(2, 4)}, path)
+    data = bytearray(path.read_bytes())
+    entry = data.find(b"PK\x01\x02")
+    while entry >= 0:
+        name_length = struct.unpack_from("<H", data, entry + 28)[0]
+        if data[entry + 46 : entry + 46 + name_length].endswith(b"data.pkl"):
+            struct.pack_into("<I", data, entry + 24, 0xFFFFFFF0)
+        entry = data.find(b"PK\x01\x02", entry + 46)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def many_members(count: int) -> Callable[[Path, Path], Path]:
+    """A stored zip of `count` empty members (below zip64's 65535), written byte by byte."""
+
+    def build(folder: Path, sentinel: Path) -> Path:
+        path = folder / f"many_{count}.pt"
+        local, central = bytearray(), bytearray()
+        for i in range(count):
+            name = f"a/{i}".encode()
+            central += (
+                struct.pack(
+                    "<4s6H3I5HII",
+                    b"PK\x01\x02",
+                    20,
+                    20,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    len(name),
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    len(local),
+                )
+                + name
+            )
+            local += struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0)
+            local += name
+        end = struct.pack(
+            "<4s4H2IH", b"PK\x05\x06", 0, 0, count, count, len(central), len(local), 0
+        )
+        path.write_bytes(bytes(local + central + end))
+        return path
+
+    return build
+
+
+BOMB = 96 * 2**20  # inflated bytes: above zip_limits.MIN_BUDGET, about 100 KiB on disk
 OPEN = ("io.open",)  # builtins.open is io.open, and pickles under that name
 FLOATS = np.zeros(4, dtype=np.float32).tobytes()
 CORPUS = [
@@ -203,5 +295,9 @@ CORPUS = [
         ),
     ),
     Hostile("empty-zip", "NP901", "zip archive", empty_zip),
+    Hostile("deflate-bomb-data-pkl", "NP901", "zip bomb", deflate_bomb("data.pkl", BOMB)),
+    Hostile("deflate-bomb-tensor", "NP901", "zip bomb", deflate_bomb("data/0", BOMB)),
+    Hostile("declared-4-gib", "NP901", "zip bomb", declared_huge),
+    Hostile("too-many-members", "NP901", "members", many_members(MAX_MEMBERS + 1)),
     Hostile("truncated-zip", "NP901", "zip archive", truncated_zip),
 ]

@@ -28,9 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from nnprobe.core import trust
 from nnprobe.probe.layers import FileStructure, Layer, infer_layers, module_structure
-from nnprobe.probe.pickle_scan import would_import
+from nnprobe.probe.pickle_scan import SCAN_LIMIT, Imports, would_import
 from nnprobe.probe.state_dicts import (
     EPOCH_KEYS,
     STEP_KEYS,
@@ -40,6 +39,7 @@ from nnprobe.probe.state_dicts import (
     strip_wrappers,
     to_numpy,
 )
+from nnprobe.probe.zip_limits import ArchiveRefused, checked_members
 
 Kind = Literal["onnx", "state_dict", "safetensors", "torchscript", "pickled-model"]
 INSTALL_HINT = "pip install 'nnprobe[probe]'"
@@ -156,7 +156,7 @@ def _load_checkpoint(path: Path, allow_pickle: bool) -> Checkpoint:
     if size == 0:
         raise LoadError("NP901", "empty file (0 bytes)")
     if head.startswith(_ZIP_MAGIC):
-        return _load_zip(path, allow_pickle)
+        return _load_zip(path, allow_pickle, size)
     if _looks_like_safetensors(head, size):
         return _load_safetensors(path)
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
@@ -196,10 +196,11 @@ def _import_torch() -> Any:
     return torch
 
 
-def _load_zip(path: Path, allow_pickle: bool) -> Checkpoint:
+def _load_zip(path: Path, allow_pickle: bool, size: int) -> Checkpoint:
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+        names = checked_members(path, size)
+    except ArchiveRefused as exc:
+        raise LoadError("NP901", str(exc)) from None
     except zipfile.BadZipFile:
         raise LoadError(
             "NP901",
@@ -225,7 +226,7 @@ def _load_torch(path: Path, allow_pickle: bool, zipped: bool) -> Checkpoint:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except pickle.UnpicklingError as exc:
         names = _refused_imports(path, exc)
-        if not names:
+        if not names.names:
             raise LoadError("NP901", f"corrupt pickle data ({_last_line(exc)})") from None
         if not allow_pickle:
             raise LoadError("NP902", refusal_message(names)) from None
@@ -237,15 +238,15 @@ def _load_torch(path: Path, allow_pickle: bool, zipped: bool) -> Checkpoint:
     return _from_object(torch, path, obj)
 
 
-def _refused_imports(path: Path, exc: pickle.UnpicklingError) -> list[str]:
+def _refused_imports(path: Path, exc: pickle.UnpicklingError) -> Imports:
     """What an opted-in load would import, from the file's opcodes; without a scanner, the one
     global torch's weights-only unpickler named (it stops before naming one after protocol 4's
     FRAME, so a bare `pickle.dump` then reads as corrupt)."""
-    names = would_import(path)
-    if names:
-        return names
+    found = would_import(path)
+    if found is not None and found.names:
+        return found
     match = _GLOBAL.search(str(exc))
-    return [match.group(1)] if match and names is None else []
+    return Imports([match.group(1)] if match and found is None else [])
 
 
 def _last_line(exc: BaseException) -> str:
@@ -256,13 +257,18 @@ def _last_line(exc: BaseException) -> str:
 _LISTED = 6  # imports named in the message; the rest are counted
 
 
-def refusal_message(imports: list[str]) -> str:
+def refusal_message(imports: Imports) -> str:
     """NP902's reason: what the file holds and every global an opted-in load would import."""
-    model = next((n for n in imports if n.rsplit(".", 1)[-1][:1].isupper()), None)
+    names = imports.names
+    model = next((n for n in names if n.rsplit(".", 1)[-1][:1].isupper()), None)
     what = f"a whole pickled model ({model})" if model else "a pickled Python object"
-    listed = ", ".join(imports[:_LISTED])
-    if len(imports) > _LISTED:
-        listed += f" and {len(imports) - _LISTED} more"
+    listed = ", ".join(names[:_LISTED])
+    if len(names) > _LISTED:
+        listed += f" and {len(names) - _LISTED} more"
+    if not imports.complete:
+        listed += (
+            f" (and maybe more: only the first {SCAN_LIMIT // 2**20} MiB of its pickle was read)"
+        )
     return (
         f"refused to unpickle: this file holds {what}; loading it would import {listed}, and "
         "unpickling can run arbitrary code. Save the weights instead, "

@@ -9,14 +9,22 @@ checkpoint, scans a 48 MiB state_dict in about 1 ms and has no dependencies). It
 the legacy torch format, and every pickle member of a .pt/.pth/.ckpt zip with `pickletools.genops`.
 
 Globals torch's weights-only unpickler accepts (tensor rebuilders, OrderedDict) are left out: they
-are in every checkpoint and cannot run code.
+are in every checkpoint and cannot run code. picklescan keeps every opcode of a pickle in a list
+(about 100 bytes of memory per byte of pickle), so it is handed at most SCAN_LIMIT bytes of each
+pickle: a state_dict's data.pkl is about 150 bytes a tensor, and a hostile pickle padded to
+gigabytes is still refused (torch decides that), its message then saying the scan stopped early.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+SCAN_LIMIT = 2**20  # bytes of each pickle handed to the scanner
 
 # Accepted by torch's weights-only unpickler in every version nnprobe supports; the live allowlist
 # is added when torch is importable.
@@ -26,27 +34,52 @@ _ALWAYS_SAFE = frozenset(
 _SAFE_PREFIXES = ("torch._utils._rebuild_", "torch._tensor._rebuild_", "torch.serialization._")
 
 
-def would_import(path: Path) -> list[str] | None:
-    """The non-weights globals unpickling `path` would import, the dangerous ones first; [] when
-    there are none, None when the scanner is missing or cannot read the file."""
+@dataclass
+class Imports:
+    """The globals found, the dangerous ones first; `complete` is False when a pickle was longer
+    than SCAN_LIMIT and only its start was read."""
+
+    names: list[str]
+    complete: bool = True
+
+
+def would_import(path: Path) -> Imports | None:
+    """The non-weights globals unpickling `path` would import; None when the scanner is missing
+    or cannot read the file. Call it on archives that passed zip_limits."""
     try:
-        from picklescan.scanner import SafetyLevel, scan_file_path
+        from picklescan.scanner import SafetyLevel, scan_bytes, scan_pickle_bytes
     except ImportError:
         return None
     logging.getLogger("picklescan").setLevel(logging.CRITICAL)
+    found: list[Any] = []
+    complete = True
     try:
-        result = scan_file_path(str(path))
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    if not info.filename.endswith(".pkl"):
+                        continue
+                    complete &= info.file_size <= SCAN_LIMIT
+                    with archive.open(info) as member:
+                        head = io.BytesIO(member.read(SCAN_LIMIT))
+                    found += scan_pickle_bytes(head, info.filename).globals
+        else:
+            with path.open("rb") as handle:
+                head = io.BytesIO(handle.read(SCAN_LIMIT + 1))
+            complete = len(head.getbuffer()) <= SCAN_LIMIT
+            head.truncate(SCAN_LIMIT)
+            found = scan_bytes(head, path.name, path.suffix).globals
     except Exception:
         return None
     safe = _torch_allowlist()
     rank = {SafetyLevel.Dangerous: 0, SafetyLevel.Suspicious: 1, SafetyLevel.Innocuous: 2}
-    found: dict[str, int] = {}
-    for item in result.globals:
+    ranked: dict[str, int] = {}
+    for item in found:
         name = _canonical(f"{item.module}.{item.name}")
         if name in safe or name.startswith(_SAFE_PREFIXES):
             continue
-        found[name] = min(found.get(name, 3), rank[item.safety])
-    return sorted(found, key=lambda n: (found[n], n))
+        ranked[name] = min(ranked.get(name, 3), rank[item.safety])
+    return Imports(sorted(ranked, key=lambda n: (ranked[n], n)), complete)
 
 
 def _canonical(name: str) -> str:
