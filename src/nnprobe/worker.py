@@ -75,6 +75,11 @@ def handle(request: dict[str, Any]) -> dict[str, Any] | None:
     return {"id": rid, "result": outcome}
 
 
+def _checkpoint(request: dict[str, Any]) -> object:
+    params = request.get("params")
+    return params.get("checkpoint") if isinstance(params, dict) else None
+
+
 def _warm_up() -> None:
     """Import what every job needs before saying ready, so a job's time budget measures the job."""
     import importlib
@@ -103,7 +108,7 @@ def main() -> int:
             continue
         # The job's memory budget also caps its address space: one huge allocation fails in
         # the job (NP904) instead of waking the kernel's OOM killer.
-        with address_space_limit(request.get("memory_limit")):
+        with address_space_limit(request.get("memory_limit"), _checkpoint(request)):
             response = handle(request)
         if response is None:
             _send(stream, {"id": request.get("id"), "result": {"shutdown": True}})

@@ -16,6 +16,7 @@ refused by its address-space cap is healthy and must be kept (a restart costs se
 from __future__ import annotations
 
 import importlib.util
+import mmap
 import os
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("sklearn")
+resource = pytest.importorskip("resource")
 if not Path("/proc/self/limits").is_file():
     pytest.skip("the address-space cap and its checks need Linux /proc", allow_module_level=True)
 
@@ -51,6 +53,7 @@ from worker_faults import (  # noqa: E402
     training_script,
 )
 
+from nnprobe.probe.memory import ADDRESS_SPACE_SLACK, address_space_limit  # noqa: E402
 from nnprobe.probe.worker_client import WorkerClient  # noqa: E402
 
 # The language-server fixtures of tests/lsp (one real server for this module).
@@ -119,6 +122,30 @@ def test_worker_fault_is_reported_and_the_next_job_succeeds(
         f"\nworker fault {fault.name}: {outcome.code} ({outcome.message[:60]}...), "
         f"worker restarted: {outcome.restarted}, next job ok: {outcome.next_ok}"
     )
+
+
+def test_the_cap_refuses_a_huge_allocation_but_leaves_room_to_map_the_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """Glue for the worker's per-job cap: memory past the budget is refused, a checkpoint as big
+    as that can still be memory-mapped, and the previous limit comes back afterwards."""
+    checkpoint = tmp_path / "big.pt"
+    with open(checkpoint, "wb") as handle:
+        handle.truncate(2 * ADDRESS_SPACE_SLACK)  # sparse: no disk used
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with address_space_limit(2**20) as cap:
+        assert cap is not None and resource.getrlimit(resource.RLIMIT_AS)[0] == cap
+        with pytest.raises(MemoryError):
+            bytearray(2 * ADDRESS_SPACE_SLACK)
+        with open(checkpoint, "rb") as handle, pytest.raises(OSError):
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    with address_space_limit(2**20, str(checkpoint)), open(checkpoint, "rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        assert len(mapped) == 2 * ADDRESS_SPACE_SLACK
+        mapped.close()
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    with address_space_limit(None) as none:
+        assert none is None
 
 
 # ---- the language server

@@ -16,6 +16,7 @@ allocate memory", which `out_of_memory` recognises so the job reports NP904 and 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -98,10 +99,11 @@ _TRIED = re.compile(r"tried to allocate (\d+) bytes")
 
 
 @contextlib.contextmanager
-def address_space_limit(budget: object) -> Iterator[int | None]:
+def address_space_limit(budget: object, mapped: object = None) -> Iterator[int | None]:
     """Cap the process's address space at what it maps now plus `budget` bytes (plus
-    ADDRESS_SPACE_SLACK) for the block, then restore the previous cap; yields the cap in bytes,
-    or None where there is nothing to set (no budget, or not Linux)."""
+    ADDRESS_SPACE_SLACK, plus the size of the file `mapped`: a checkpoint is memory-mapped, which
+    takes address space but not memory) for the block, then restore the previous cap; yields
+    the cap in bytes, or None where there is nothing to set (no budget, or not Linux)."""
     size = _status_kib("VmSize")
     try:
         import resource
@@ -112,6 +114,9 @@ def address_space_limit(budget: object) -> Iterator[int | None]:
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = size * 1024 + budget + ADDRESS_SPACE_SLACK
+    if isinstance(mapped, str):
+        with contextlib.suppress(OSError):
+            cap += os.path.getsize(mapped)
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)
     if soft != resource.RLIM_INFINITY:
