@@ -167,7 +167,10 @@ class ProbeTimeout(InspectionRule):
     Probes run in a worker process (`python -m nnprobe.worker`). Each checkpoint's probe gets
     `--probe-timeout` seconds (default 120); past it the worker is killed, which stops even a
     forward stuck in native code, and the next file gets a fresh worker. A worker that dies on its
-    own (out of memory, a crash in native code) is reported the same way.
+    own (the system's out-of-memory killer, a crash in native code) is reported the same way,
+    with the signal that ended it. Each job's memory budget also caps the worker's address
+    space, so a single allocation too large for it (a forward building a 16 GiB tensor) fails
+    at once inside the job: "ran out of memory", and the worker stays for the next file.
 
     ## Why is this bad?
     The activation and gradient findings for that file are missing.
