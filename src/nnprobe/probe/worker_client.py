@@ -246,7 +246,7 @@ class WorkerClient:
         """Ask the worker to exit, then make sure it has."""
         process = self._process
         if process is not None and process.poll() is None and process.stdin is not None:
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, subprocess.TimeoutExpired):
                 process.stdin.write(json.dumps({"id": 0, "method": "shutdown"}) + "\n")
                 process.stdin.flush()
                 process.wait(timeout=5)
