@@ -221,6 +221,10 @@ def _load_zip(path: Path, allow_pickle: bool, size: int) -> Checkpoint:
 
 
 def _load_torch(path: Path, allow_pickle: bool, zipped: bool) -> Checkpoint:
+    if path.suffix.lower() == ".safetensors":  # torch.load reads any *.safetensors as safetensors
+        raise LoadError(
+            "NP901", "a PyTorch checkpoint misnamed .safetensors (torch.load refuses it): rename it"
+        )
     torch = _import_torch()
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
