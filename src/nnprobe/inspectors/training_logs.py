@@ -488,6 +488,8 @@ def check_log(target: Target, config: Config, reader: Any = None) -> FileResult:
     try:
         ctx = log_context(target, config, reader)
     except NotALog as exc:
+        if exc.corrupt:
+            return _failed(target, config, str(exc))
         if not target.explicit:
             return FileResult(display, [], analysed=False)
         return _failed(target, config, f"not a training log: {exc}")

@@ -25,7 +25,13 @@ INSTALL_HINT = "pip install 'nnprobe[logs]'"
 
 
 class NotALog(Exception):
-    """The file is readable but holds no training curves; the message says what is missing."""
+    """The file is readable but holds no training curves; the message says what is missing.
+    `corrupt`: the file's name says it is a log (a TensorBoard event file), so its damage is
+    reported even where files are discovered rather than named (a .csv may be any data)."""
+
+    def __init__(self, message: str, *, corrupt: bool = False) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
 
 
 def is_log_name(name: str) -> bool:
@@ -71,9 +77,12 @@ class LogReader:
         self.header: list[str] | None = None
         self.header_bytes = b""
         self._loader: Any = None
+        self.events = 0
 
     def update(self) -> Run:
         """Read what was appended since the last call. Raises NotALog, OSError, ImportError."""
+        if self.path.stat().st_size == 0:
+            raise NotALog("empty file (0 bytes)")
         if self.fmt == "tfevents":
             self._read_events()
         else:
@@ -172,6 +181,7 @@ class LogReader:
             self._read_events()
             return
         for event in self._loader.Load():
+            self.events += 1
             if not event.HasField("summary"):
                 continue
             for value in event.summary.value:
@@ -181,6 +191,13 @@ class LogReader:
                 series = self.run.series.setdefault(value.tag, Series(value.tag))
                 series.add(number, int(event.step), None, None)
         self.offset = self.path.stat().st_size
+        if not self.events:
+            # Every writer starts the file with a version record; tensorboard's loader logs and
+            # skips what it cannot read, so damage before that record would otherwise be silent.
+            raise NotALog(
+                "corrupt TensorBoard event file: not one complete event record could be read",
+                corrupt=True,
+            )
 
 
 def _event_value(value: Any) -> float | None:
