@@ -1,4 +1,11 @@
-"""Which files an inspection looks at: what was named, and what directories hold."""
+"""Which files an inspection looks at: what was named, and what directories hold.
+
+Symbolic links: a directory walk does not descend into linked folders (os.walk's default), and a
+linked file whose target lies outside the workspace is reported (NP901) instead of read, because
+nobody asked for that file; the CLI follows links the user named on the command line, since they
+asked for exactly that file (`follow_links`). The editor's checkpoint watcher and the worker never
+follow them (see `link_outside`).
+"""
 
 from __future__ import annotations
 
@@ -37,6 +44,29 @@ class Target:
     path: Path
     display: str  # as the user named it, joined with the path below it
     explicit: bool  # named on the command line rather than found in a directory
+    follow_links: bool = False  # the user typed this path: read it wherever a link leads
+    within: Path | None = None  # the folder named on the command line that the walk found it in
+
+
+def link_outside(path: Path, roots: Iterable[Path]) -> Path | None:
+    """Where `path` really is when a symbolic link (the file, or a folder on its way) leads
+    outside every one of `roots`; None when no link does. A path outside the roots without any
+    link is not this function's business: somebody named it."""
+    lexical = Path(os.path.normpath(path.absolute()))
+    real = path.resolve()
+    if real == lexical:
+        return None
+    for root in roots:
+        if real.is_relative_to(root.resolve()):
+            return None
+    return real
+
+
+def outside_message(real: Path) -> str:
+    return (
+        f"a symbolic link to {real}, outside the workspace: not read. nnprobe reads model files "
+        "inside the workspace only, unless you name the file itself on the command line"
+    )
 
 
 def _is_virtualenv(directory: Path) -> bool:
@@ -75,11 +105,11 @@ def discover(
                     key = path.resolve()
                     if key not in seen:
                         seen.add(key)
-                        yield Target(path, path.as_posix(), explicit=False)
+                        yield Target(path, path.as_posix(), explicit=False, within=root)
         else:
             if config.is_excluded(root):
                 continue
             key = root.resolve()
             if key not in seen:
                 seen.add(key)
-                yield Target(root, root.as_posix(), explicit=True)
+                yield Target(root, root.as_posix(), explicit=True, follow_links=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from nnprobe.core.config import Config
 from nnprobe.core.engine import FileResult, finalize, instantiate, internal_finding, run_rules
-from nnprobe.core.files import Target
+from nnprobe.core.files import Target, link_outside, outside_message
 from nnprobe.core.finding import Evidence, Finding
 from nnprobe.core.registry import all_rules
 
@@ -52,6 +52,11 @@ def inspect_checkpoint(target: Target, config: Config) -> Inspection:
             f"installed: {INSTALL_HINT}"
         )
         return Inspection(_failed(target, config, "NP901", message))
+    if not target.follow_links:
+        roots = [config.root] if target.within is None else [config.root, target.within]
+        real = link_outside(target.path, roots)
+        if real is not None:
+            return Inspection(_failed(target, config, "NP901", outside_message(real)))
     try:
         checkpoint = load_checkpoint(target.path, allow_pickle=config.allow_pickle)
     except LoadError as exc:

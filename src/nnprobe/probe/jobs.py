@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nnprobe.core.config import Config
+from nnprobe.core.files import link_outside, outside_message
 from nnprobe.core.finding import Confidence, Evidence, Finding, Range, Severity
 from nnprobe.probe.memory import out_of_memory
 
@@ -103,6 +104,9 @@ def _run(params: dict[str, Any]) -> dict[str, Any]:
 
     display = params["display"]
     config = config_from_dict(params.get("config", {}))
+    real = link_outside(Path(params["checkpoint"]), [config.root])
+    if real is not None:
+        raise JobError("NP901", outside_message(real))
     try:
         checkpoint = load_checkpoint(params["checkpoint"], bool(params.get("allow_pickle")))
     except LoadError as exc:

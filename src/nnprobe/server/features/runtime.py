@@ -32,6 +32,7 @@ from typing import Any
 from lsprotocol import types
 
 from nnprobe.core.engine import Report, internal_finding
+from nnprobe.core.files import link_outside, outside_message
 from nnprobe.core.finding import Finding
 from nnprobe.probe.jobs import finding_from_dict
 from nnprobe.probe.runtime import error_finding
@@ -258,6 +259,12 @@ class RuntimeProbes:
         server, settings = self.server, self.server.settings
         path = job.path
         config = server.configs.config_for(path)
+        real = link_outside(path, [server.root or path.parent, config.root])
+        if real is not None:  # the watcher found it; nobody asked for the file it leads to
+            job.outcome = "failed"
+            refused = [internal_finding("NP901", str(real), outside_message(real), config)]
+            self._publish(job.uri, path, refused, None)
+            return refused
         params = {
             "checkpoint": str(path.resolve()),
             "root": str(server.root or path.parent),
