@@ -88,6 +88,4 @@ class UntrustedCode(Exception):
 
 def require_code_allowed(what: str) -> None:
     if not code_allowed():
-        raise UntrustedCode(
-            f"{what} is not allowed: this run is untrusted ({UNTRUSTED_WAYS})"
-        )
+        raise UntrustedCode(f"{what} is not allowed: this run is untrusted ({UNTRUSTED_WAYS})")
