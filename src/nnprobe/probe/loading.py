@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from nnprobe.core import trust
 from nnprobe.probe.layers import FileStructure, Layer, infer_layers, module_structure
 from nnprobe.probe.pickle_scan import SCAN_LIMIT, Imports, would_import
 from nnprobe.probe.state_dicts import (
