@@ -33,7 +33,7 @@ _COMMON = {
     "database": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
-settings.register_profile("nnprobe-ci", derandomize=True, max_examples=150, **_COMMON)
+settings.register_profile("nnprobe-ci", derandomize=True, max_examples=100, **_COMMON)
 _EXTRA = int(os.environ.get("NNPROBE_FUZZ_EXAMPLES", "0") or 0)
 settings.register_profile("nnprobe-more", max_examples=max(_EXTRA, 1), **_COMMON)
 PROFILE = "nnprobe-more" if _EXTRA else "nnprobe-ci"
