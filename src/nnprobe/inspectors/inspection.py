@@ -25,6 +25,13 @@ class LoadFailed(InspectionRule):
     file, is not text in a known encoding, is a binary file with a `.py` name, or is a truncated or
     malformed checkpoint, ONNX model or log.
 
+    Some files are refused unread, and the message says so: a zip archive posing as a checkpoint
+    that would inflate to far more than its size (more than 20 times it and over 64 MiB), or that
+    lists more than 50,000 members, is a zip bomb and is refused from its directory before
+    anything is decompressed; a symbolic link that leads outside the workspace is not followed by
+    a directory walk, the editor's checkpoint watcher or the probe worker (name the file itself on
+    the command line to inspect it); ONNX external data outside the model's folder is refused.
+
     ## Why is this bad?
     Whatever is wrong in that file goes unseen. The message says why it could not be read; every
     other file in the run is still inspected.
