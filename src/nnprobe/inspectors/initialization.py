@@ -641,15 +641,13 @@ def _number_argument(
     None when passed but not statically known."""
     for kw in call.keywords:
         if kw.arg == keyword:
-            value = ctx.value(kw.value)
-            return (float(value) if _is_number(value) else None), kw
+            return ctx.number(kw.value), kw
     expr = ctx.argument(call, keyword, position)
     if expr is None:
         if ctx.has_kwargs_splat(call):
             return None, None
         return default, None
-    value = ctx.value(expr)
-    return (float(value) if _is_number(value) else None), expr
+    return ctx.number(expr), expr
 
 
 def _is_number(value: object) -> bool:
@@ -787,7 +785,7 @@ class InitActivationMismatch(StaticRule):
         if name != "leaky_relu":
             return False
         slope, _ = _number_argument(ctx, call, "a", 1, 0.0)
-        return slope is not None and math.sqrt(2.0 / (1.0 + slope**2)) >= HE_GAIN
+        return slope is not None and leaky_relu_gain(slope) >= HE_GAIN
 
     @staticmethod
     def _xavier_is_glorot(ctx: ScriptContext, call: ast.Call) -> bool:
@@ -838,10 +836,15 @@ def gain_of(ctx: ScriptContext, expr: ast.expr) -> float | None:
         if name == "leaky_relu":
             slope_expr = ctx.argument(expr, "param", 1)
             slope = ctx.number(slope_expr) if slope_expr is not None else 0.01
-            return math.sqrt(2.0 / (1.0 + slope**2)) if slope is not None else None
+            return leaky_relu_gain(slope) if slope is not None else None
         return GAINS.get(name) if isinstance(name, str) else None
-    value = ctx.value(expr)
-    return float(value) if _is_number(value) else None
+    return ctx.number(expr)
+
+
+def leaky_relu_gain(slope: float) -> float:
+    """calculate_gain("leaky_relu", slope), sqrt(2 / (1 + slope^2)), written with hypot so that
+    a slope past 1e154 gives ~0 instead of overflowing in slope**2."""
+    return math.sqrt(2.0) / math.hypot(1.0, slope)
 
 
 @register
