@@ -650,10 +650,6 @@ def _number_argument(
     return ctx.number(expr), expr
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _index(ctx: ScriptContext) -> InitIndex:
     """One InitIndex per parsed script, shared by the three rules."""
     return ctx.shared(InitIndex)
@@ -1013,10 +1009,9 @@ class LargeRandomInit(StaticRule):
                 if isinstance(inner, ast.Call) and ctx.call_name(inner) == "torch.randn":
                     if isinstance(expr.op, ast.Div) and inner is expr.right:
                         return None, None
-                    value = ctx.value(other)
-                    if not _is_number(value) or value == 0:
+                    factor = ctx.number(other)
+                    if factor is None or factor == 0:
                         return inner, None
-                    factor = float(value)
                     return inner, abs(1 / factor if isinstance(expr.op, ast.Div) else factor)
         return None, None
 
