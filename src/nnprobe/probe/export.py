@@ -13,10 +13,13 @@ details make re-binding by name sound:
 - a trace that depended on the data (`if x.sum() > 0:`, a TracerWarning) or that disagrees with the
   eager forward at another batch size is refused, not cached.
 
-The cache key is the architecture: the source of every module class in the model, the module tree
-(its repr with layer sizes), parameter and buffer shapes, the caller's description of the
-constructor arguments, the input signature, and the torch and exporter versions. Entries are
-written atomically (temporary file, then os.replace) so concurrent probes never read half a file.
+The cache key is a content hash of everything the graph depends on except the weights' values:
+the source of every user module class and of the functions and plain constants their methods read
+from module globals, the module tree (its repr with layer sizes) and each module's plain
+attributes, parameter and buffer names, shapes and dtypes, the caller's description of the
+constructor arguments, the input signature, the exporter and the Python, torch, onnx (and, for
+dynamo, onnxscript) versions. Entries live in nnprobe.probe.disk_cache (one checksummed file,
+written atomically); a hit is also checked against the module before use.
 """
 
 from __future__ import annotations
@@ -27,24 +30,25 @@ import functools
 import hashlib
 import inspect
 import io
-import json
 import logging
 import os
 import re
 import sys
-import tempfile
 import time
+import types
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnprobe.probe.disk_cache import discard, read_entry, write_entry
+
 if TYPE_CHECKING:
     import onnx
     import torch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 OPSET = 17
 EXPORTERS = ("torchscript", "dynamo")
 
@@ -89,35 +93,118 @@ def _class_source(cls: type) -> str:
         return f"{cls.__module__}.{cls.__qualname__}"
 
 
+_PLAIN = (bool, int, float, str, bytes, type(None))
+
+
+def _plain(value: object) -> bool:
+    if isinstance(value, tuple | list):
+        return len(value) <= 64 and all(_plain(v) for v in value)
+    return isinstance(value, _PLAIN)
+
+
+@functools.lru_cache(maxsize=512)
+def _code_globals(cls: type) -> tuple[tuple[str, str], ...]:
+    """What a user class's methods read from module globals that can change the graph: the source
+    of the functions they call (recursively, torch's own excepted) and plain constants."""
+    found: dict[str, str] = {}
+    seen: set[int] = set()
+
+    def visit(code: types.CodeType, space: dict[str, Any]) -> None:
+        if id(code) in seen:
+            return
+        seen.add(id(code))
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                visit(const, space)
+        for name in code.co_names:
+            if name in found or name not in space:
+                continue
+            value = space[name]
+            if isinstance(value, types.FunctionType):
+                if str(getattr(value, "__module__", "")).startswith("torch"):
+                    continue
+                try:
+                    found[name] = inspect.getsource(value)
+                except (OSError, TypeError):
+                    found[name] = f"{value.__module__}.{value.__qualname__}"
+                visit(value.__code__, value.__globals__)
+            elif _plain(value):
+                found[name] = repr(value)
+
+    for attribute in vars(cls).values():
+        function = getattr(attribute, "__func__", attribute)
+        if isinstance(function, types.FunctionType):
+            visit(function.__code__, function.__globals__)
+    return tuple(sorted(found.items()))
+
+
+@functools.lru_cache(maxsize=4)
+def _versions(exporter: str) -> str:
+    """The versions the exported graph depends on: Python, torch (the TorchScript exporter), onnx,
+    and onnxscript for the dynamo exporter."""
+    from importlib import metadata
+
+    import torch
+
+    parts = [f"python{sys.version_info[0]}.{sys.version_info[1]}", f"torch{torch.__version__}"]
+    for dist in ("onnx", "onnxscript") if exporter == "dynamo" else ("onnx",):
+        try:
+            parts.append(f"{dist}{metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{dist}-missing")
+    return "/".join(parts)
+
+
 def architecture_key(
     module: torch.nn.Module, example: torch.Tensor, arch: str = "", exporter: str = ""
 ) -> str:
     """A digest of everything the exported graph depends on except the weights' values."""
-    import torch
+    return _exporter_key(_architecture_digest(module, example, arch), exporter)
 
+
+def _exporter_key(architecture: str, exporter: str) -> str:
+    digest = hashlib.sha256(f"{architecture}\0{exporter}\0{_versions(exporter)}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _architecture_digest(module: torch.nn.Module, example: torch.Tensor, arch: str) -> str:
+    """The exporter-independent part of the key: the caller's description of the constructor,
+    the input signature, every user class's source and the globals its methods use, the module
+    tree, each module's plain attributes (a `self.scale = 2.0` that repr does not show), and the
+    name, shape and dtype of every parameter and buffer."""
     digest = hashlib.sha256()
 
     def add(text: str) -> None:
         digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
 
-    add(f"nnprobe-export/{FORMAT_VERSION}/opset{OPSET}/{exporter}")
-    add(torch.__version__)
+    add(f"nnprobe-export/{FORMAT_VERSION}/opset{OPSET}")
     add(arch)
     add(f"{tuple(example.shape[1:])}/{example.dtype}")
     classes: dict[str, type] = {}
     for sub in module.modules():
         for cls in type(sub).__mro__:
-            if cls.__module__.startswith(("torch.", "builtins")):
+            if cls.__module__.startswith("torch.") or cls is object:
                 break
             classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
     for name in sorted(classes):
         add(name)
         add(_class_source(classes[name]))
+        for global_name, text in _code_globals(classes[name]):
+            add(global_name)
+            add(text)
     add(repr(module))
+    for name, sub in module.named_modules(remove_duplicate=False):
+        plain = sorted(
+            (k, repr(v))
+            for k, v in vars(sub).items()
+            if not k.startswith("_") and k != "training" and _plain(v)
+        )
+        if plain:
+            add(f"{name}:{plain}")
     for name, tensor in _state(module):
         add(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}")
-    return digest.hexdigest()[:32]
+    return digest.hexdigest()
 
 
 def _state(module: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -145,15 +232,16 @@ def export_module(
 
     errors: list[str] = []
     directory = (cache_dir or default_cache_dir()) / "graphs"
-    failed_key = architecture_key(module, example, arch, "failed:" + ",".join(exporters))
+    digest = _architecture_digest(module, example, arch)
+    failed_key = _exporter_key(digest, "failed:" + ",".join(exporters))
     if use_cache:
         known_failure = _read_failure(directory, failed_key)
         if known_failure is not None:
             raise ExportError(known_failure)
     for exporter in exporters:
-        key = architecture_key(module, example, arch, exporter)
+        key = _exporter_key(digest, exporter)
         if use_cache:
-            cached = _read_cache(directory, key)
+            cached = _read_cache(directory, key, module)
             if cached is not None:
                 return cached
         start = time.perf_counter()
@@ -175,27 +263,18 @@ def export_module(
             module_names=[n for n, _ in module.named_modules(remove_duplicate=False)],
         )
         if use_cache and _rebindable(proto, set(names)):
-            with contextlib.suppress(OSError):
-                _write_cache(directory, graph, onnx)
+            _write_cache(directory, graph, onnx)
         return graph
     message = "; ".join(errors) or "no exporter configured"
     if use_cache:
         # The same architecture fails the same way: the next checkpoint goes straight to eager.
-        with contextlib.suppress(OSError):
-            directory.mkdir(parents=True, exist_ok=True)
-            payload = {"format": FORMAT_VERSION, "error": message}
-            _atomic_write(directory / f"{failed_key}.failed.json", json.dumps(payload).encode())
+        write_entry(directory / f"{failed_key}.failed", "failure", failed_key, {}, message.encode())
     raise ExportError(message)
 
 
 def _read_failure(directory: Path, key: str) -> str | None:
-    try:
-        meta = json.loads((directory / f"{key}.failed.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        return None
-    return str(meta.get("error", "export failed"))
+    entry = read_entry(directory / f"{key}.failed", "failure", key)
+    return entry[1].decode("utf-8", "replace") if entry is not None else None
 
 
 def _rebindable(proto: onnx.ModelProto, names: set[str]) -> bool:
@@ -439,38 +518,58 @@ def bind_weights(graph: ExportedGraph, module: torch.nn.Module) -> onnx.ModelPro
     return bound
 
 
-def _paths(directory: Path, key: str) -> tuple[Path, Path]:
-    return directory / f"{key}.onnx", directory / f"{key}.json"
-
-
-def _read_cache(directory: Path, key: str) -> ExportedGraph | None:
+def _read_cache(directory: Path, key: str, module: torch.nn.Module) -> ExportedGraph | None:
+    """The cached graph for `key`, verified against `module`; a damaged or foreign one is
+    discarded (the caller exports again)."""
     import onnx
 
-    model_path, meta_path = _paths(directory, key)
+    path = directory / f"{key}.graph"
+    entry = read_entry(path, "graph", key)
+    if entry is None:
+        return None
+    meta, payload = entry
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        model = onnx.load_model_from_string(model_path.read_bytes())
-    except (OSError, ValueError, json.JSONDecodeError):
+        model = onnx.load_model_from_string(payload)
+        graph = ExportedGraph(
+            model=model,
+            key=key,
+            exporter=str(meta["exporter"]),
+            cache_hit=True,
+            export_seconds=0.0,
+            bound_names=[str(n) for n in meta["bound_names"]],
+            module_names=[str(n) for n in meta["module_names"]],
+        )
+    except Exception as exc:  # a protobuf or metadata that does not parse
+        discard(path, f"unreadable graph ({type(exc).__name__}: {exc})")
         return None
-    except Exception:  # a damaged protobuf: export again
+    mismatch = _mismatch(graph, module)
+    if mismatch:
+        discard(path, mismatch)
         return None
-    if meta.get("format") != FORMAT_VERSION:
-        return None
-    return ExportedGraph(
-        model=model,
-        key=key,
-        exporter=str(meta.get("exporter", "")),
-        cache_hit=True,
-        export_seconds=0.0,
-        bound_names=list(meta.get("bound_names", [])),
-        module_names=list(meta.get("module_names", [])),
-    )
+    return graph
+
+
+def _mismatch(graph: ExportedGraph, module: torch.nn.Module) -> str:
+    """Why a cached graph cannot be this module's ('' when it can): its input, its outputs, the
+    module tree it was exported from, and a weight-less initializer of the right shape for every
+    parameter it binds."""
+    proto = graph.model.graph
+    initializers = {t.name: tuple(t.dims) for t in proto.initializer}
+    if len([i for i in proto.input if i.name not in initializers]) != 1:
+        return "the graph does not take one input"
+    if not proto.output or not proto.node:
+        return "the graph has no outputs"
+    if graph.module_names != [n for n, _ in module.named_modules(remove_duplicate=False)]:
+        return "the graph was exported from another module tree"
+    shapes = {n: tuple(t.shape) for n, t in _state(module)}
+    for name in graph.bound_names:
+        if name not in shapes or initializers.get(name) != shapes[name]:
+            return f"initializer {name!r} does not match the model's parameter"
+    return ""
 
 
 def _write_cache(directory: Path, graph: ExportedGraph, onnx: Any) -> None:
-    """Write the graph without weight data (it is re-bound per checkpoint), then its metadata; the
-    metadata file is what marks an entry complete."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Store the graph without weight data (it is re-bound per checkpoint) in one entry."""
     stripped = onnx.ModelProto()
     stripped.CopyFrom(graph.model)
     names = set(graph.bound_names)
@@ -480,25 +579,11 @@ def _write_cache(directory: Path, graph: ExportedGraph, onnx: Any) -> None:
             t.Clear()
             t.name, t.data_type = name, dtype
             t.dims.extend(dims)
-    model_path, meta_path = _paths(directory, graph.key)
     meta = {
-        "format": FORMAT_VERSION,
         "exporter": graph.exporter,
         "export_seconds": graph.export_seconds,
         "bound_names": graph.bound_names,
         "module_names": graph.module_names,
     }
-    _atomic_write(model_path, stripped.SerializeToString())
-    _atomic_write(meta_path, json.dumps(meta).encode("utf-8"))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    path = directory / f"{graph.key}.graph"
+    write_entry(path, "graph", graph.key, meta, stripped.SerializeToString())
