@@ -278,3 +278,26 @@ async def test_server_reports_a_faulty_model_stays_up_and_probes_the_fix(
         f"\nserver fault {fault.name}: {fault.code} published, server answered, "
         f"worker restarted: {after != before}, fixed model probed (NP301 on line {dead[0] + 1})"
     )
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_server_reports_a_worker_that_dies_starting(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """An interpreter that crashes before the worker is ready: NP904 with its last words, then
+    the right interpreter again and the next probe succeeds."""
+    recorder = client.recorder  # type: ignore[attr-defined]
+    crashing = workspace / "crashing-python"
+    crashing.write_text("#!/bin/sh\necho 'fault injected: died starting' >&2\nexit 3\n")
+    crashing.chmod(0o755)
+    checkpoint = workspace / "good" / "net.pt"
+    await _reconfigure(client, {"interpreter": str(crashing)})
+    changed(client, checkpoint)
+    published = await recorder.wait(checkpoint.as_uri(), lambda p: "NP904" in codes(p))
+    [found] = [d for d in published.diagnostics if d.code == "NP904"]
+    assert "exited with status 3 while starting: fault injected: died starting" in found.message
+    await _answers(client, workspace / "good" / "train.py")
+    await _reconfigure(client, {})
+    changed(client, checkpoint)
+    await recorder.wait(checkpoint.as_uri(), lambda p: "NP301" in codes(p))
+    print("\nserver fault dies-starting: NP904 published, server answered, next probe ok")

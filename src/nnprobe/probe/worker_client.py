@@ -92,15 +92,21 @@ class WorkerClient:
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (open as long as the worker)
         self._lines = queue.Queue()
-        self._process = subprocess.Popen(
-            [self.python, "-m", "nnprobe.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            encoding="utf-8",
-            env=env,
-        )
+        try:
+            self._process = subprocess.Popen(
+                [self.python, "-m", "nnprobe.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                text=True,
+                encoding="utf-8",
+                env=env,
+            )
+        except OSError as exc:
+            self.kill()
+            raise WorkerError(
+                f"cannot start the probe worker with {self.python}: {exc.strerror or exc}"
+            ) from None
         reader = threading.Thread(target=self._read, args=(self._process,), daemon=True)
         reader.start()
         ready = self._next(self.startup_timeout, "starting")

@@ -276,17 +276,17 @@ class RuntimeProbes:
         megabytes = settings.extra.get("probeMemory")
         memory = int(megabytes * 2**20) if megabytes else default_memory_budget()
         progress.schedule(float(settings.extra.get("progressDelay", DEFAULT_PROGRESS_DELAY_MS)))
-        if not self.worker.running:
-            progress.report(10, "starting the probe worker")
-            await self.worker.start(settings.interpreter)
         job.outcome = "running"
         display = str(path.resolve())
         findings: list[Finding] = []
         # Weights and activations first (a fraction of a second), then the gradient probe's
         # optimizer steps (seconds on a CNN), so the first diagnostics do not wait for them.
         for phase, (percent, what) in enumerate(((40, "probing"), (70, "measuring gradients"))):
-            progress.report(percent, what)
             try:
+                if not self.worker.running:  # a worker that dies starting is NP904 too
+                    progress.report(10, "starting the probe worker")
+                    await self.worker.start(settings.interpreter)
+                progress.report(percent, what)
                 response = await self.worker.run(
                     "inspect",
                     {**params, "gradients": phase == 1},
