@@ -87,52 +87,11 @@ def function(name: str, params: list[str], body: list[ast.stmt]) -> ast.stmt:
     return ast.FunctionDef(name=name, args=args, body=body, decorator_list=[])
 
 
-POOL = st.sampled_from(
-    [
-        0.0,
-        1e-9,
-        1e-6,
-        1e-4,
-        1e-3,
-        0.01,
-        0.1,
-        0.3,
-        0.5,
-        0.9,
-        0.99,
-        1.0,
-        5.0,
-        10.0,
-        1e308,
-        -0.5,
-        math.nan,
-        math.inf,
-        -math.inf,
-        0,
-        1,
-        2,
-        3,
-        8,
-        16,
-        20,
-        64,
-        100,
-        1000,
-        -1,
-        2**64,
-        10**30,
-        None,
-        True,
-        False,
-        "0.1",
-        "",
-        "relu",
-        "tanh",
-        b"x",
-        ...,
-        1j,
-    ]
-)
+_SMALL = [0.0, 1e-9, 1e-6, 1e-4, 1e-3, 0.01, 0.1, 0.3, 0.5, 0.9, 0.99, 1.0, 5.0, 10.0, -0.5]
+_EXTREME = [1e308, math.nan, math.inf, -math.inf, 2**64, 10**30, 10**400, -(10**400)]
+_INTS = [0, 1, 2, 3, 8, 16, 20, 64, 100, 1000, -1]
+_OTHER = [None, True, False, "0.1", "", "relu", "tanh", b"x", ..., 1j]
+POOL = st.sampled_from(_SMALL + _EXTREME + _INTS + _OTHER)
 INTS = st.integers(-(2**70), 2**70)
 
 
