@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnprobe.probe.disk_cache import discard, read_entry, write_entry
+from nnprobe.probe.memory import out_of_memory
 
 if TYPE_CHECKING:
     import onnx
@@ -248,6 +249,10 @@ def export_module(
         try:
             proto = _export_copy(module, example, exporter)
         except ExportError as exc:
+            if out_of_memory(exc) is not None:
+                # The forward ran out of memory while traced: no exporter does better, and a
+                # larger budget might succeed, so it is neither retried nor remembered.
+                raise
             errors.append(f"{exporter} exporter: {exc}")
             continue
         seconds = time.perf_counter() - start
