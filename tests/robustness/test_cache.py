@@ -10,6 +10,7 @@ concurrent runs, entries verified, second-round hits) when the module finishes.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
@@ -35,7 +36,7 @@ from zoo import MLP, DataDependent, SmallCNN, ZooEntry  # noqa: E402
 
 from nnprobe.probe import ProbeOptions, probe_module  # noqa: E402
 from nnprobe.probe import export as export_mod  # noqa: E402
-from nnprobe.probe.disk_cache import ENTRY_VERSION, MAGIC, pack, read_entry  # noqa: E402
+from nnprobe.probe.disk_cache import ENTRY_VERSION, MAGIC, pack, read_entry, unpack  # noqa: E402
 from nnprobe.probe.export import architecture_key, export_module  # noqa: E402
 
 CNN = ZooEntry("cnn", SmallCNN, (1, 8, 8))
@@ -53,7 +54,8 @@ def figures() -> Iterator[None]:
         f"{TALLY['concurrent']} CLI runs started at once on an empty cache, "
         f"{TALLY['entries']} entries left, {TALLY['verified']} verified, "
         f"{TALLY['second_round']} second-round runs hit all {TALLY['hits']} entries unchanged; "
-        f"{TALLY['unwritable']} probes in unwritable cache dirs ran uncached"
+        f"{TALLY['unwritable']} probes and {TALLY['unwritable_cli']} CLI run in unwritable cache "
+        "dirs ran uncached with one log line"
     )
 
 
@@ -68,8 +70,6 @@ def _entry(directory: Path, suffix: str) -> Path:
 
 def _reframe(body: bytes) -> bytes:
     """A correctly framed and checksummed entry around any body."""
-    import hashlib
-
     digest = hashlib.sha256(body).hexdigest().encode()
     return b"%s %d %s %d\n" % (MAGIC, ENTRY_VERSION, digest, len(body)) + body
 
@@ -97,11 +97,11 @@ def _variants() -> dict[str, Callable[[bytes, str, Path], bytes]]:
 
     def forged(good: bytes, key: str, tmp: Path) -> bytes:
         """Checksum and key right, but the graph is another model's: only content checks see it."""
-        meta, _ = read_entry_or_fail(good, key)
+        meta, _ = unpack(good, "graph", key)
         return pack("graph", key, meta, _other_onnx())
 
     def forged_tree(good: bytes, key: str, tmp: Path) -> bytes:
-        meta, payload = read_entry_or_fail(good, key)
+        meta, payload = unpack(good, "graph", key)
         return pack("graph", key, {**meta, "module_names": ["", "elsewhere"]}, payload)
 
     def unreadable_metadata(good: bytes, key: str, tmp: Path) -> bytes:
@@ -109,11 +109,11 @@ def _variants() -> dict[str, Callable[[bytes, str, Path], bytes]]:
         return _reframe(b"{not json" + body[body.index(b"\n") :])
 
     def missing_metadata(good: bytes, key: str, tmp: Path) -> bytes:
-        _, payload = read_entry_or_fail(good, key)
+        _, payload = unpack(good, "graph", key)
         return pack("graph", key, {}, payload)
 
     def garbage_protobuf(good: bytes, key: str, tmp: Path) -> bytes:
-        meta, _ = read_entry_or_fail(good, key)
+        meta, _ = unpack(good, "graph", key)
         return pack("graph", key, meta, b"\xff\xff\xff\xff not a protobuf")
 
     return {
@@ -131,12 +131,6 @@ def _variants() -> dict[str, Callable[[bytes, str, Path], bytes]]:
         "missing metadata, checksummed": missing_metadata,
         "not a protobuf, checksummed": garbage_protobuf,
     }
-
-
-def read_entry_or_fail(data: bytes, key: str) -> tuple[dict[str, object], bytes]:
-    from nnprobe.probe.disk_cache import unpack
-
-    return unpack(data, "graph", key)
 
 
 @pytest.fixture(scope="module")
@@ -382,8 +376,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _run_together(root: Path, cache: Path, count: int, tag: str) -> list[str]:
-    """`count` `nnprobe inspect` processes started at once on one cache; their JSON reports."""
+def _run_together(root: Path, cache: Path, count: int, tag: str) -> list[tuple[str, str]]:
+    """`count` `nnprobe inspect` processes started at once on one cache; their JSON reports and
+    stderr."""
     env = {**os.environ, "NNPROBE_CACHE_DIR": str(cache)}
     command = [sys.executable, "-m", "nnprobe", "inspect", "cnn_fresh.pt", "cnn_dead.pt"]
     command += ["mlp_0.pt", "--select", "NP2,NP3,NP9", "--output-format", "json"]
@@ -407,7 +402,8 @@ def _run_together(root: Path, cache: Path, count: int, tag: str) -> list[str]:
                 process.wait()
     for process, err in zip(processes, errors, strict=True):
         assert process.returncode in (0, 1) and "Traceback" not in err, err
-    return [(root / f"{tag}{i}.json").read_text(encoding="utf-8") for i in range(count)]
+    reports = [(root / f"{tag}{i}.json").read_text(encoding="utf-8") for i in range(count)]
+    return list(zip(reports, errors, strict=True))
 
 
 def _with_zero_weights(meta: dict[str, object], payload: bytes) -> onnx.ModelProto:
@@ -444,7 +440,7 @@ def test_concurrent_cli_runs_share_one_cache(workspace: Path, tmp_path: Path) ->
     cache = tmp_path / "cache"
     first = _run_together(workspace, cache, 4, "first")
     TALLY["concurrent"] += 4
-    findings = [json.loads(r)["findings"] for r in first]
+    findings = [json.loads(r)["findings"] for r, _ in first]
     assert all(f == findings[0] for f in findings)
     codes = {f["code"] for f in findings[0]}
     assert not codes & {"NP901", "NP903", "NP904", "NP905"}, codes
@@ -454,7 +450,14 @@ def test_concurrent_cli_runs_share_one_cache(workspace: Path, tmp_path: Path) ->
     TALLY["entries"] += len(list((cache / "graphs").iterdir()))
     TALLY["verified"] += len(stamps)
     second = _run_together(workspace, cache, 2, "second")
-    assert [json.loads(r)["findings"] for r in second] == findings[:2]
+    assert [json.loads(r)["findings"] for r, _ in second] == findings[:2]
     assert _verify(cache) == stamps  # nothing rewritten: every run hit every entry
     TALLY["second_round"] += 2
     TALLY["hits"] += len(stamps)
+    # A cache that cannot be written: the same findings, and the worker's one line on stderr.
+    (tmp_path / "a-file").write_text("not a folder")
+    [(report, err)] = _run_together(workspace, tmp_path / "a-file" / "cache", 1, "unwritable")
+    assert json.loads(report)["findings"] == findings[0]
+    [line] = [line for line in err.splitlines() if "cache" in line]
+    assert line.startswith("nnprobe: ") and "cannot be written" in line, err
+    TALLY["unwritable_cli"] += 1

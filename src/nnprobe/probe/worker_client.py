@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import itertools
 import json
+import logging
 import os
 import queue
 import signal
@@ -26,6 +27,8 @@ from typing import IO, Any
 DEFAULT_STARTUP_TIMEOUT = 120.0
 MEMORY_POLL = 0.1  # seconds between resident-memory checks while a job runs
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+log = logging.getLogger("nnprobe.probe.worker")
 
 
 def default_memory_budget() -> int | None:
@@ -65,6 +68,7 @@ class WorkerClient:
         self._stderr: IO[bytes] | None = None
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._relayed = 0  # bytes of the worker's stderr already looked at by _relay
 
     @property
     def running(self) -> bool:
@@ -91,6 +95,7 @@ class WorkerClient:
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (open as long as the worker)
+        self._relayed = 0
         self._lines = queue.Queue()
         try:
             self._process = subprocess.Popen(
@@ -230,7 +235,25 @@ class WorkerClient:
             while True:
                 response = self._next(timeout, what, memory_limit)
                 if response.get("id") == rid:
+                    self._relay()
                     return response
+
+    def _relay(self) -> None:
+        """Log the worker's own `nnprobe: ` lines here (say, a cache folder it cannot write):
+        its stderr is otherwise only read when it dies. pread leaves the shared offset alone."""
+        if self._stderr is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            fd = self._stderr.fileno()
+            size = os.fstat(fd).st_size
+            data = (
+                os.pread(fd, size - self._relayed, self._relayed) if size > self._relayed else b""
+            )
+            complete = data.rfind(b"\n") + 1
+            self._relayed += complete
+            for line in data[:complete].decode("utf-8", "replace").splitlines():
+                if line.startswith("nnprobe: "):
+                    log.warning("%s", line)
 
     def kill(self) -> None:
         process, self._process = self._process, None
