@@ -26,6 +26,7 @@ from nnprobe.inspectors.script.models import (
     Op,
     activation_of_call,
 )
+from nnprobe.inspectors.script.walk import walk
 
 HIDDEN_SATURATING = frozenset({"sigmoid", "tanh"})
 # relu6 is bounded above, so it cannot blow a recurrent state up the way the others can.
@@ -81,7 +82,7 @@ def _projection(expr: ast.AST) -> bool:
     """An expression that multiplies by weights: a call (`self.W(x)`, `F.linear`) or `x @ W`."""
     return any(
         isinstance(n, ast.Call) or (isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult))
-        for n in ast.walk(expr)
+        for n in walk(expr)
     )
 
 
@@ -146,7 +147,7 @@ class _Usage:
 
     def _gates(self, model: ModelDef, forward: FunctionNode) -> set[ast.AST]:
         nodes: set[ast.AST] = set()
-        for node in ast.walk(forward):
+        for node in walk(forward):
             operands: list[ast.AST] = []
             if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
                 operands = [node.left, node.right]
@@ -163,9 +164,9 @@ class _Usage:
         """Activations on `W(x) + U(h)`, and every activation inside a loop over time steps
         (a loop in forward that does not walk the model's own layers)."""
         nodes: set[ast.AST] = set()
-        for node in ast.walk(forward):
+        for node in walk(forward):
             if isinstance(node, ast.For | ast.While) and not self._layer_loop(node, model):
-                for inner in ast.walk(node):
+                for inner in walk(node):
                     if isinstance(inner, ast.Call):
                         nodes |= self._applied(model, inner)
             if isinstance(node, ast.Call):
@@ -218,7 +219,7 @@ class _Usage:
         # `for i in range(n): x = self.layers[i](x)`: indexing the model's own layers.
         return any(
             isinstance(n, ast.Subscript) and _self_attr(n.value) in model.submodules
-            for n in ast.walk(loop)
+            for n in walk(loop)
         )
 
 
@@ -500,32 +501,28 @@ class RnnRelu(StaticRule):
         """Names that change with each iteration: the loop targets and names assigned inside."""
         names: set[str] = set()
         if isinstance(loop, ast.For):
-            names |= {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+            names |= {n.id for n in walk(loop.target) if isinstance(n, ast.Name)}
         for stmt in loop.body:
-            for node in ast.walk(stmt):
+            for node in walk(stmt):
                 if isinstance(node, ast.Assign):
                     for target in node.targets:
-                        names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+                        names |= {n.id for n in walk(target) if isinstance(n, ast.Name)}
         return names
 
     @staticmethod
     def _uses(expr: ast.AST, name: str) -> bool:
         """Whether `name` is read in expr as data (not as the function being called)."""
         callees = {
-            id(inner)
-            for n in ast.walk(expr)
-            if isinstance(n, ast.Call)
-            for inner in ast.walk(n.func)
+            id(inner) for n in walk(expr) if isinstance(n, ast.Call) for inner in walk(n.func)
         }
         return any(
-            isinstance(n, ast.Name) and n.id == name and id(n) not in callees
-            for n in ast.walk(expr)
+            isinstance(n, ast.Name) and n.id == name and id(n) not in callees for n in walk(expr)
         )
 
     @classmethod
     def _through_weights(cls, term: ast.AST, name: str) -> bool:
         """`U(h)`, `h @ W`, `F.linear(h, W)`: the state multiplied by a weight matrix."""
-        for node in ast.walk(term):
+        for node in walk(term):
             if isinstance(node, ast.Call) and any(cls._uses(a, name) for a in node.args):
                 return True
             if (

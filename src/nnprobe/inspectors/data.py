@@ -19,6 +19,7 @@ from nnprobe.inspectors.script.base import StaticRule
 from nnprobe.inspectors.script.context import ScriptContext
 from nnprobe.inspectors.script.lists import range_length
 from nnprobe.inspectors.script.models import NN
+from nnprobe.inspectors.script.walk import children, walk
 from nnprobe.inspectors.training_loop import is_model_call
 
 # sklearn loaders whose raw features are far from zero mean / unit variance, and what they hold.
@@ -77,7 +78,7 @@ def _number_at_least(ctx: ScriptContext, expr: ast.expr, bound: float) -> bool:
 
 def _tokens(expr: ast.AST) -> set[str]:
     tokens: set[str] = set()
-    for node in ast.walk(expr):
+    for node in walk(expr):
         if isinstance(node, ast.Name):
             tokens.update(identifier_tokens(node.id))
         elif isinstance(node, ast.Attribute):
@@ -366,7 +367,7 @@ def _hyperparameter_name(name: str) -> bool:
 
 
 def _target_names(target: ast.expr) -> list[str]:
-    return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return [n.id for n in walk(target) if isinstance(n, ast.Name)]
 
 
 def _values_count(ctx: ScriptContext, expr: ast.expr) -> int | None:
@@ -520,7 +521,7 @@ class ExhaustiveGridSearch(StaticRule):
                 if len(chain) > len(best):
                     best = chain
                 continue
-            stack.extend(ast.iter_child_nodes(node))
+            stack.extend(children(node))
         return [loop, *best]
 
     def _products(self, ctx: ScriptContext, minimum: int) -> Iterator[Finding]:

@@ -40,6 +40,7 @@ from nnprobe.inspectors.script.models import (
     module_op,
 )
 from nnprobe.inspectors.script.values import UNKNOWN
+from nnprobe.inspectors.script.walk import walk
 
 INIT = "torch.nn.init."
 # Deprecated spellings without the trailing underscore still work (with a warning).
@@ -303,7 +304,7 @@ class InitIndex:
             if isinstance(ancestor, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
                 return None
             if isinstance(ancestor, ast.For) and any(
-                isinstance(n, ast.Name) and n.id == name.id for n in ast.walk(ancestor.target)
+                isinstance(n, ast.Name) and n.id == name.id for n in walk(ancestor.target)
             ):
                 return ancestor
         return None
@@ -1057,7 +1058,7 @@ def _matmul_parameters(ctx: ScriptContext) -> dict[ast.Call, WeightUse]:
     for cls in ctx.models.module_classes.values():
         assigned: dict[str, ast.Call] = {}
         used: dict[str, str | None] = {}
-        for node in ast.walk(cls):
+        for node in walk(cls):
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                 for target in node.targets:
                     attr = _weight_attr(target)

@@ -29,6 +29,7 @@ from nnprobe.inspectors.script.models import (
     module_op,
 )
 from nnprobe.inspectors.script.values import UNKNOWN
+from nnprobe.inspectors.script.walk import walk
 
 F = "torch.nn.functional."
 # Loss constructors and functions, by the input they expect.
@@ -173,7 +174,6 @@ def _new_slots(ctx: ScriptContext) -> dict[ast.AST, Slot | None]:
     return {}
 
 
-
 def _slot(ctx: ScriptContext, stmt: ast.AST) -> Slot | None:
     slots = ctx.shared(_new_slots)
     if stmt not in slots:
@@ -279,7 +279,7 @@ def self_assignments(cls: ast.ClassDef) -> dict[str, list[ast.expr | None]]:
     for method in cls.body:
         if not isinstance(method, ast.FunctionDef):
             continue
-        for node in ast.walk(method):
+        for node in walk(method):
             targets: list[ast.expr] = []
             value: ast.expr | None = None
             if isinstance(node, ast.Assign):
@@ -613,7 +613,7 @@ class Tracer:
             return False
         returns = [
             node
-            for node in ast.walk(forward)
+            for node in walk(forward)
             if isinstance(node, ast.Return) and self.ctx.enclosing_function(node) is forward
         ]
         last = forward.body[-1]
@@ -820,7 +820,7 @@ def _has_other_reads(ctx: ScriptContext, holder: ast.Name) -> bool:
     scope = ctx.enclosing_function(holder) or ctx.tree
     reads = [
         n
-        for n in ast.walk(scope)
+        for n in walk(scope)
         if isinstance(n, ast.Name) and n.id == holder.id and isinstance(n.ctx, ast.Load)
     ]
     return len(reads) > 1

@@ -25,6 +25,7 @@ from nnprobe.inspectors.script.base import StaticRule
 from nnprobe.inspectors.script.context import ScriptContext
 from nnprobe.inspectors.script.lists import range_length
 from nnprobe.inspectors.script.loops import Loop, OptimizerCall, TrainingLoop
+from nnprobe.inspectors.script.walk import walk
 
 SCHED = "torch.optim.lr_scheduler."
 SGD_FAMILY = frozenset({"SGD", "ASGD"})
@@ -100,7 +101,7 @@ def scaled_by_batch(ctx: ScriptContext, expr: ast.expr, depth: int = 6) -> bool:
     `lr * world_size`): a deliberate large-batch setting, not a typo."""
     if depth <= 0:
         return False
-    for node in ast.walk(expr):
+    for node in walk(expr):
         name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
         if isinstance(name, str) and _SCALE_NAME.search(name):
             return True
@@ -222,10 +223,7 @@ class OptimizerFacts:
             value = self.ctx.value(expr)
             if isinstance(value, list):
                 numbers = [v for v in value if isinstance(v, int | float)]
-                if (
-                    len(numbers) != len(value)
-                    or not numbers
-                ):
+                if len(numbers) != len(value) or not numbers:
                     continue
                 peak: float | None = float(max(numbers))
             else:
@@ -556,7 +554,7 @@ def _iterates_batches(ctx: ScriptContext, loop: Loop) -> bool:
     rather than a loop over epochs or steps."""
     if isinstance(loop, ast.While):
         return False
-    names = [n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)]
+    names = [n.id for n in walk(loop.target) if isinstance(n, ast.Name)]
     if any(_BATCH_NAME.search(n) for n in names):
         return True
     call = _range_call(ctx, loop.iter)

@@ -18,6 +18,7 @@ from nnprobe.inspectors.script.base import StaticRule
 from nnprobe.inspectors.script.context import ScriptContext
 from nnprobe.inspectors.script.loops import Loop, TrainingLoop
 from nnprobe.inspectors.script.models import DROPOUT_LAYERS, NN
+from nnprobe.inspectors.script.walk import children
 
 # Functional dropout: the probability is the second positional argument, 0.5 when omitted.
 DROPOUT_FUNCTIONS = frozenset(
@@ -464,5 +465,5 @@ def _stops_early(epoch_loop: Loop) -> bool:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
             continue
         inner = own and not isinstance(node, ast.For | ast.AsyncFor | ast.While)
-        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+        stack.extend((child, inner) for child in children(node))
     return False

@@ -20,6 +20,7 @@ from nnprobe.inspectors.script.base import StaticRule
 from nnprobe.inspectors.script.context import FunctionNode, ScriptContext
 from nnprobe.inspectors.script.loops import OPTIM, SCHEDULER_PREFIXES, Loop
 from nnprobe.inspectors.script.models import ModelDef, Op
+from nnprobe.inspectors.script.walk import walk
 from nnprobe.inspectors.serialization import edits_parse
 
 _LOOPS = ast.For | ast.AsyncFor | ast.While
@@ -411,7 +412,7 @@ def _paired_backward(
 def _zero_grad_outside(ctx: ScriptContext, loop: Loop) -> ast.AST | None:
     """A zero_grad() in the function (or the loops) around `loop` but not in it."""
     scope: ast.AST = ctx.enclosing_function(loop) or ctx.tree
-    for node in ast.walk(scope):
+    for node in walk(scope):
         if is_zero_grad(node) and not _inside(ctx, node, loop):
             return node
     return None

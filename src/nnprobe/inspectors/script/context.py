@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from nnprobe.core.finding import Edit, Position, Range
 from nnprobe.core.lines import split_lines
 from nnprobe.inspectors.script.values import UNKNOWN, Evaluator
+from nnprobe.inspectors.script.walk import BARE_STATEMENTS, children, walk
 
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.loops import LoopIndex
@@ -93,19 +94,12 @@ class ScriptContext:
         stack: list[tuple[ast.AST, ScopeInfo]] = [(self.tree, module_scope)]
         while stack:
             node, scope = stack.pop()
-            children: list[ast.AST] = []
-            for field_name in node._fields:
-                value = getattr(node, field_name, None)
-                if type(value) is list:
-                    children.extend(
-                        item for item in value if isinstance(item, ast.AST) and item._fields
-                    )
-                elif isinstance(value, ast.AST) and value._fields:
-                    children.append(value)
             pending = []
-            for child in children:
-                parents[child] = node
+            for child in children(node):
                 kind = type(child)
+                if kind in BARE_STATEMENTS:
+                    continue
+                parents[child] = node
                 bucket = by_type.get(kind)
                 if bucket is None:
                     bucket = by_type[kind] = []
@@ -317,7 +311,7 @@ class ScriptContext:
             return None
         returns = [
             node.value
-            for node in ast.walk(defs[0])
+            for node in walk(defs[0])
             if isinstance(node, ast.Return)
             and node.value is not None
             and self.enclosing_function(node) is defs[0]

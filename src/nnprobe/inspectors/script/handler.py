@@ -4,10 +4,13 @@ finding: unreadable, binary, undecodable, syntax error. Files that do not use to
 from __future__ import annotations
 
 import ast
+import gc
 import io
 import re
 import tokenize
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nnprobe.core.config import Config
@@ -71,10 +74,33 @@ def check_script(target: Target, config: Config) -> FileResult:
     return FileResult(display, check_text(text, display, config, target.path), analysed=True)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while one script is analysed: the tree and its indexes are
+    tens of thousands of live objects that every collection the analysis's own allocations
+    trigger would walk again, for nothing (they stay alive until the check ends); that was a
+    sixth of a check's time. What the check leaves behind is collected once it is over."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def check_text(
     text: str, display: str, config: Config, path: Path | str | None = None
 ) -> list[Finding]:
     """Static findings for source text (the language server calls this on unsaved buffers)."""
+    with _collector_paused():
+        return _check_text(text, display, config, path)
+
+
+def _check_text(
+    text: str, display: str, config: Config, path: Path | str | None = None
+) -> list[Finding]:
     suppressions = parse_suppressions(text)
     try:
         with warnings.catch_warnings():

@@ -18,6 +18,8 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nnprobe.inspectors.script.walk import children, walk
+
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.context import ScriptContext
 
@@ -139,7 +141,7 @@ def may_grow(ctx: ScriptContext, name: ast.Name) -> bool:
     if not bindings:
         return False
     scope = bindings[0].scope
-    for node in ast.walk(scope):
+    for node in walk(scope):
         if isinstance(node, ast.AugAssign) and _matches(node.target, name.id):
             return True
         if (
@@ -169,7 +171,7 @@ def _matches(expr: ast.AST, key: str) -> bool:
 
 
 def _refers(node: ast.AST, key: str) -> bool:
-    return any(_matches(n, key) for n in ast.walk(node))
+    return any(_matches(n, key) for n in walk(node))
 
 
 def _block(parent: ast.AST, stmt: ast.stmt) -> list[ast.stmt] | None:
@@ -315,8 +317,8 @@ _READERS = frozenset({"len", "enumerate", "zip", "reversed", "iter", "isinstance
 def _only_reads(stmt: ast.stmt, key: str) -> bool:
     """Whether every use of the container in stmt leaves it as it is: iterating, indexing,
     `len(...)`, an attribute other than a mutating method (`for layer in self.layers: ...`)."""
-    parents = {child: node for node in ast.walk(stmt) for child in ast.iter_child_nodes(node)}
-    for node in ast.walk(stmt):
+    parents = {child: node for node in walk(stmt) for child in children(node)}
+    for node in walk(stmt):
         if not _matches(node, key):
             continue
         parent = parents.get(node)
@@ -347,4 +349,4 @@ def _only_reads(stmt: ast.stmt, key: str) -> bool:
 
 
 def _contains(stmt: ast.AST, node: ast.AST) -> bool:
-    return any(n is node for n in ast.walk(stmt))
+    return any(n is node for n in walk(stmt))

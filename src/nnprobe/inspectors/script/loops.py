@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from nnprobe.inspectors.script.lists import range_length
+from nnprobe.inspectors.script.walk import walk
 
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.context import ScriptContext
@@ -127,7 +128,7 @@ class LoopIndex:
             entry = loops.setdefault(loop, TrainingLoop(loop))
             entry.backward.append(call)
         for entry in loops.values():
-            for node in ast.walk(entry.loop):
+            for node in walk(entry.loop):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                     if node.func.attr == "step" and not self._is_scheduler_step(node):
                         entry.steps.append(node)

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from nnprobe.inspectors.script.lists import grown_items, list_items, may_grow, mutates
+from nnprobe.inspectors.script.walk import children, walk
 
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.context import ScriptContext
@@ -294,7 +295,7 @@ class ModelIndex:
         """Models that are not parts of other models defined in the file."""
         used: set[str] = set()
         for cls in self.module_classes.values():
-            for node in ast.walk(cls):
+            for node in walk(cls):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                     if node.func.id in self.module_classes and node.func.id != cls.name:
                         used.add(node.func.id)
@@ -474,7 +475,7 @@ class ModelIndex:
         init = _method(cls, "__init__")
         if init is None:
             return
-        for node in ast.walk(init):
+        for node in walk(init):
             if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -603,11 +604,11 @@ class _FlowReader:
             return ops
         if isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add):
             self.model.residual = True
-        for node in ast.walk(stmt):
+        for node in walk(stmt):
             if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
                 if _tensorish(node.left) and _tensorish(node.right):
                     self.model.residual = True
-        for child in ast.iter_child_nodes(stmt):
+        for child in children(stmt):
             if isinstance(child, ast.expr):
                 ops.extend(self._expression_ops(child, branch))
         return ops
@@ -652,7 +653,7 @@ class _FlowReader:
         """The last op applied to the returned value, when forward ends in one plain return."""
         if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
             return None
-        returns = [n for n in ast.walk(self.forward) if isinstance(n, ast.Return)]
+        returns = [n for n in walk(self.forward) if isinstance(n, ast.Return)]
         if len(returns) != 1:
             return None
         return self._last_op(body[-1].value, depth=0)
@@ -720,17 +721,17 @@ def _chained(loop: ast.For, var: str) -> bool:
     is read in the arguments of a call to the loop variable (`x = layer(x)`)."""
     assigned = {
         n.id
-        for node in ast.walk(loop)
+        for node in walk(loop)
         if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign)
         for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-        for n in ast.walk(target)
+        for n in walk(target)
         if isinstance(n, ast.Name)
     }
-    for node in ast.walk(loop):
+    for node in walk(loop):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == var:
             arguments = [*node.args, *(kw.value for kw in node.keywords)]
             if any(
-                isinstance(n, ast.Name) and n.id in assigned for a in arguments for n in ast.walk(a)
+                isinstance(n, ast.Name) and n.id in assigned for a in arguments for n in walk(a)
             ):
                 return True
     return False
@@ -767,6 +768,6 @@ def _postorder(node: ast.AST) -> Iterator[ast.AST]:
     """Children before parents, left to right: the order Python evaluates nested calls in."""
     if isinstance(node, ast.Lambda | ast.FunctionDef):
         return
-    for child in ast.iter_child_nodes(node):
+    for child in children(node):
         yield from _postorder(child)
     yield node
