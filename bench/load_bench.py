@@ -310,6 +310,13 @@ async def until(check: Any, what: str, timeout: float = TIMEOUT_S) -> None:
         await asyncio.sleep(0.05)
 
 
+def behind(client: LoadClient, buffers: list[Buffer]) -> str:
+    """The buffers whose last published version is not their own: what a timeout reports."""
+    late = [(b.uri, client.versions.get(b.uri), b.version) for b in buffers]
+    late = [entry for entry in late if entry[1] != entry[2]]
+    return f"{len(late)} behind, e.g. " + ", ".join(f"{u} at {p} not {v}" for u, p, v in late[:3])
+
+
 async def settled(client: LoadClient, workspace: Workspace, newest: Path) -> dict[str, Any]:
     """Wait until every buffer's diagnostics are for its last version and the newest
     checkpoint's inspection has ended with nothing running or held; the final probe status."""
@@ -326,7 +333,10 @@ async def settled(client: LoadClient, workspace: Workspace, newest: Path) -> dic
         )
         return finished and not state["running"] and not state["pending"]
 
-    await until(static_done, "every document's diagnostics for its last version")
+    try:
+        await until(static_done, "every document's diagnostics for its last version")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}: {behind(client, workspace.buffers)}") from None
     await until(runtime_done, f"the inspection of {newest.name}")
     return state
 
@@ -385,6 +395,7 @@ class Result:
     inspections: int
     differing: int
     compared: int
+    pending_messages: int | None
 
 
 async def run(args: argparse.Namespace) -> Result:
@@ -418,7 +429,10 @@ async def run(args: argparse.Namespace) -> Result:
         async def all_opened() -> bool:
             return all(client.versions.get(b.uri) == 1 for b in workspace.buffers)
 
-        await until(all_opened, "the first diagnostics of every document")
+        try:
+            await until(all_opened, "the first diagnostics of every document", args.timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {behind(client, workspace.buffers)}") from None
         opened_s = time.perf_counter() - load_started
         note(f"after opening {args.docs} documents")
         hovers.phase = "typing"
@@ -431,6 +445,7 @@ async def run(args: argparse.Namespace) -> Result:
         stop.set()
         await ticker
         note("after the load settled")
+        info = await client.command("nnprobe.debugInfo")
         peaks.sample()
         during = list(hovers.latencies)
         idle = Hovers(client, workspace.train.uri, workspace.hover_line)
@@ -501,6 +516,10 @@ async def run(args: argparse.Namespace) -> Result:
         ),
         ("server RSS by phase", ", ".join(f"{p}: {mib(v)}" for p, v in rss)),
         (
+            "messages pygls still holds as awaiting completion after the load",
+            str(info.get("pendingMessages")),
+        ),
+        (
             "final diagnostics equal a fresh server's on the final state",
             ("yes" if not differing else "NO")
             + f": {len(uris) - len(differing)} of {len(uris)} URIs equal, "
@@ -520,6 +539,7 @@ async def run(args: argparse.Namespace) -> Result:
         len(history),
         len(differing),
         len(uris),
+        info.get("pendingMessages"),
     )
 
 
@@ -530,6 +550,9 @@ def main() -> int:
     parser.add_argument("--checkpoints", type=int, default=100, help="checkpoints in the burst")
     parser.add_argument("--debounce", type=float, default=200.0, help="the server's, in ms")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--timeout", type=float, default=TIMEOUT_S, help="seconds to wait for the first diagnostics"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 12 documents, 300 edits, 6 checkpoints"
     )

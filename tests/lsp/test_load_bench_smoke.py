@@ -1,7 +1,7 @@
 """The load benchmark (bench/load_bench.py, issue 8) must keep running as the server changes: one
 small run against the real server, checking what it measured (every hover answered, the probe's
-statistics reached the hover, checkpoints coalesced, final diagnostics equal a fresh server's),
-never how fast."""
+statistics reached the hover, checkpoints coalesced, final diagnostics equal a fresh server's, no
+per-message state left behind), never how fast."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def test_load_benchmark_converges_and_coalesces(tmp_path: Path) -> None:
     assert 1 <= counts["inspections"] < counts["checkpoints"]
     assert counts["differing"] == 0
     assert counts["compared"] >= counts["docs"] + 1
+    # pygls would keep one entry per didOpen/didChange (300+) without server.protocol's fix.
+    assert counts["pending_messages"] is not None
+    assert counts["pending_messages"] < 10
     report = output.read_text()
     assert report.startswith("# Language server under load")
     for measure in ("hover every 100 ms during the load", "peak RSS (VmHWM)", "fresh server"):

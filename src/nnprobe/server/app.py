@@ -35,6 +35,7 @@ from nnprobe.server import logs
 from nnprobe.server.configs import ConfigResolver
 from nnprobe.server.convert import to_diagnostics
 from nnprobe.server.positions import UTF16
+from nnprobe.server.protocol import ServerProtocol
 from nnprobe.server.settings import Settings
 from nnprobe.server.store import DiagnosticStore
 
@@ -53,6 +54,7 @@ class NnprobeServer(LanguageServer):
             name="nnprobe",
             version=nnprobe.__version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Full,
+            protocol_cls=ServerProtocol,
         )
         self.store = DiagnosticStore(self.text_document_publish_diagnostics)
         self.settings = Settings()

@@ -94,6 +94,7 @@ def debug_info(server: NnprobeServer) -> dict[str, Any]:
         "openDocuments": len(server.open_uris()),
         "lintPid": server.linter.pool.pid,
         "heavyModules": loaded,
+        "pendingMessages": getattr(server.protocol, "pending_messages", None),
     }
 
 
