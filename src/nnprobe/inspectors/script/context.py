@@ -326,6 +326,10 @@ class ScriptContext:
                 index.setdefault(call.func.id, []).append(call)
         return index
 
+    def calls_of(self, name: str) -> list[ast.Call]:
+        """Calls of a plain name, `name(...)`, wherever they are."""
+        return self._calls_by_name.get(name, [])
+
     def call_sites(self, fn: FunctionNode) -> list[ast.Call] | None:
         """Calls of a function (for `__init__`, constructions of its class) in this file; None
         when its callers cannot be told apart (another method, a name defined twice)."""

@@ -294,11 +294,12 @@ class ModelIndex:
     def roots(self) -> list[ModelDef]:
         """Models that are not parts of other models defined in the file."""
         used: set[str] = set()
-        for cls in self.module_classes.values():
-            for node in walk(cls):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                    if node.func.id in self.module_classes and node.func.id != cls.name:
-                        used.add(node.func.id)
+        classes = set(self.module_classes.values())
+        for name in self.module_classes:
+            for call in self.ctx.calls_of(name):
+                if any(a in classes and a.name != name for a in self.ctx.ancestors(call)):
+                    used.add(name)
+                    break
         return [m for m in self.all if not (m.kind == "class" and m.name in used)]
 
     def _inside_model(self, node: ast.AST) -> bool:
