@@ -3,7 +3,8 @@
 Drives `python -m nnprobe serve` with a minimal LSP client (asyncio streams, JSON-RPC framing, no
 test framework in between) the way an editor does, and prints:
 
-- time from spawning the server to its `initialize` reply (fresh process each repetition);
+- time from spawning the server to its `initialize` reply (fresh process each repetition), and
+  the floor under it: a bare interpreter importing pygls and lsprotocol;
 - the server's resident memory after initialize and after opening 100 training scripts, and
   that of its lint process (the child the static checks run in);
 - didChange -> publishDiagnostics latency on a ~500-line script with `debounce` 0, beside the time
@@ -24,7 +25,11 @@ test framework in between) the way an editor does, and prints:
 This is a benchmark, not a test: it prints figures and never fails on them.
 
     python bench/lsp_bench.py [--repeat 5] [--documents 100] [--edits 1000] [--checkpoints 5]
-                              [--no-gradients] [--output FILE]
+                              [--no-gradients] [--output FILE] [--baseline SRC] [--initialize-only]
+
+`--baseline SRC` times another checkout's server (e.g. `git worktree add /tmp/old HEAD~3`, then
+`--baseline /tmp/old/src`) started alternately with this one, so a change's effect on start-up
+is measured side by side on the same machine.
 """
 
 from __future__ import annotations
@@ -245,18 +250,36 @@ class Client:
             self.reader.cancel()
 
 
-async def time_initialize(root: Path, repeat: int) -> tuple[list[float], float | None]:
-    times = []
+async def time_initialize(
+    root: Path, repeat: int, baseline: Path | None = None
+) -> tuple[list[float], float | None, list[float], list[float]]:
+    """Spawn-to-reply times of fresh servers; with `baseline` (another checkout's src folder),
+    that code's servers too, started alternately with ours so both see the same machine. Also
+    the floor nnprobe cannot go below: a bare interpreter importing pygls and lsprotocol."""
+    times: list[float] = []
+    before: list[float] = []
+    floor: list[float] = []
     memory = None
     for attempt in range(repeat + 1):
+        for src in (None, baseline) if baseline else (None,):
+            started = time.perf_counter()
+            extra = {"PYTHONPATH": str(src)} if src else {}
+            client = await Client.start({"debounce": 0}, **extra)
+            await client.initialize(root)
+            took = time.perf_counter() - started
+            if attempt:  # the first start only writes the byte-code caches
+                (before if src else times).append(took)
+            if src is None:
+                memory = rss_mib(client.process.pid)
+            await client.stop()
         started = time.perf_counter()
-        client = await Client.start({"debounce": 0})
-        await client.initialize(root)
-        if attempt:  # the first start only writes the byte-code caches
-            times.append(time.perf_counter() - started)
-        memory = rss_mib(client.process.pid)
-        await client.stop()
-    return times, memory
+        bare = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import lsprotocol.types, pygls.lsp.server", cwd=ROOT
+        )
+        await bare.wait()
+        if attempt:
+            floor.append(time.perf_counter() - started)
+    return times, memory, before, floor
 
 
 async def open_many(
@@ -460,14 +483,30 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="nnprobe-lsp-bench-") as folder:
         root = Path(folder)
-        init, rss_init = await time_initialize(root, args.repeat)
+        init, rss_init, before, floor = await time_initialize(root, args.repeat, args.baseline)
         rows.append(
             (
                 f"initialize (spawn to reply, median of {args.repeat})",
                 f"{ms(statistics.median(init))} (max {ms(max(init))})",
             )
         )
+        if before:
+            rows.append(
+                (
+                    f"initialize, baseline {args.baseline} (started alternately with the above)",
+                    f"{ms(statistics.median(before))} (max {ms(max(before))}); ours / baseline = "
+                    f"{statistics.median(init) / statistics.median(before):.2f}x",
+                )
+            )
+        rows.append(
+            (
+                "floor: a bare interpreter importing pygls + lsprotocol (spawn to exit)",
+                f"{ms(statistics.median(floor))} (max {ms(max(floor))})",
+            )
+        )
         rows.append(("RSS after initialize", mib(rss_init)))
+        if args.initialize_only:
+            return rows
         before, after, lint, opened = await open_many(root, text, args.documents)
         rows.append(
             (
@@ -573,13 +612,24 @@ def main() -> int:
         action="store_false",
         help="ignore the gradient rules in the runtime part (time weights and activations only)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="another checkout's src folder: its initialize is timed alternately with ours",
+    )
+    parser.add_argument(
+        "--initialize-only",
+        action="store_true",
+        help="time start-up only (printed, not written to the results file)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="markdown results file")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     rows = asyncio.run(run(args))
     report = render(rows)
     sys.stdout.write(report)
-    if not args.no_write:
+    if not args.no_write and not args.initialize_only:
         header = (
             "# Language server benchmark\n\n"
             "`python bench/lsp_bench.py` drives `nnprobe serve` over stdio like an editor; see "

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
@@ -26,6 +23,8 @@ from nnprobe.server.convert import to_diagnostics
 from nnprobe.server.store import STATIC
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from nnprobe.server.app import NnprobeServer
 
 log = logging.getLogger("nnprobe.server.documents")
@@ -45,6 +44,10 @@ class LintPool:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
+            # Imported here: multiprocessing is not needed to answer `initialize`.
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             # spawn, not fork: forking a process that runs threads can deadlock the child.
             context = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
@@ -59,6 +62,8 @@ class LintPool:
         self.pid = pid
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
+        from concurrent.futures.process import BrokenProcessPool
+
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool(), function, *args)
