@@ -29,7 +29,7 @@ from nnprobe.inspectors.script.models import (
     module_op,
 )
 from nnprobe.inspectors.script.values import UNKNOWN
-from nnprobe.inspectors.script.walk import walk
+from nnprobe.inspectors.script.walk import walk, walk_statements
 
 F = "torch.nn.functional."
 # Loss constructors and functions, by the input they expect.
@@ -279,7 +279,7 @@ def self_assignments(cls: ast.ClassDef) -> dict[str, list[ast.expr | None]]:
     for method in cls.body:
         if not isinstance(method, ast.FunctionDef):
             continue
-        for node in walk(method):
+        for node in walk_statements(method):
             targets: list[ast.expr] = []
             value: ast.expr | None = None
             if isinstance(node, ast.Assign):
@@ -613,7 +613,7 @@ class Tracer:
             return False
         returns = [
             node
-            for node in walk(forward)
+            for node in walk_statements(forward)
             if isinstance(node, ast.Return) and self.ctx.enclosing_function(node) is forward
         ]
         last = forward.body[-1]

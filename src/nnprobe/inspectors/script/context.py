@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from nnprobe.core.finding import Edit, Position, Range
 from nnprobe.core.lines import split_lines
 from nnprobe.inspectors.script.values import UNKNOWN, Evaluator
-from nnprobe.inspectors.script.walk import BARE_STATEMENTS, children, walk
+from nnprobe.inspectors.script.walk import BARE_STATEMENTS, children, walk_statements
 
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.loops import LoopIndex
@@ -311,7 +311,7 @@ class ScriptContext:
             return None
         returns = [
             node.value
-            for node in walk(defs[0])
+            for node in walk_statements(defs[0])
             if isinstance(node, ast.Return)
             and node.value is not None
             and self.enclosing_function(node) is defs[0]

@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from nnprobe.inspectors.script.lists import grown_items, list_items, may_grow, mutates
-from nnprobe.inspectors.script.walk import children, walk
+from nnprobe.inspectors.script.walk import children, walk, walk_statements
 
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.context import ScriptContext
@@ -476,7 +476,7 @@ class ModelIndex:
         init = _method(cls, "__init__")
         if init is None:
             return
-        for node in walk(init):
+        for node in walk_statements(init):
             if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None:
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -654,7 +654,7 @@ class _FlowReader:
         """The last op applied to the returned value, when forward ends in one plain return."""
         if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
             return None
-        returns = [n for n in walk(self.forward) if isinstance(n, ast.Return)]
+        returns = [n for n in walk_statements(self.forward) if isinstance(n, ast.Return)]
         if len(returns) != 1:
             return None
         return self._last_op(body[-1].value, depth=0)

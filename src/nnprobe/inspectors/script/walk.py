@@ -61,3 +61,20 @@ def walk(node: ast.AST) -> Iterator[ast.AST]:
         current = queue.popleft()
         queue.extend(children(current))
         yield current
+
+
+# The fields that hold blocks of statements (statements sit nowhere else).
+_BLOCK_FIELDS = ("body", "handlers", "orelse", "finalbody", "cases")
+
+
+def walk_statements(node: ast.AST) -> Iterator[ast.AST]:
+    """walk's statements (and except handlers, match cases) in walk's order, without going into
+    expressions: what a search for assignments or returns needs, at a fraction of the nodes."""
+    queue = deque([node])
+    while queue:
+        current = queue.popleft()
+        for name in _BLOCK_FIELDS:
+            block = getattr(current, name, None)
+            if type(block) is list:
+                queue.extend(block)
+        yield current
