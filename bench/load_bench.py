@@ -261,13 +261,14 @@ async def edit_bursts(
     return time.perf_counter() - started
 
 
-async def start_writer(runs: Path, count: int) -> asyncio.subprocess.Process:
+async def start_writer(runs: Path, count: int, gap_ms: float) -> asyncio.subprocess.Process:
     """bench/checkpoint_writer.py, trained and waiting for the word to write."""
     writer = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "bench" / "checkpoint_writer.py"),
         str(runs),
         str(count),
+        str(gap_ms),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -407,7 +408,7 @@ async def run(args: argparse.Namespace) -> Result:
         env = {"NNPROBE_CACHE_DIR": str(Path(folder) / "cache")}
         settings = {"debounce": args.debounce, "trusted": True}
         workspace = build_workspace(root, args.docs)
-        writer = await start_writer(workspace.runs, args.checkpoints)
+        writer = await start_writer(workspace.runs, args.checkpoints, args.checkpoint_every)
         client = await LoadClient.connect(settings, env)
         await client.initialize(root)
         peaks = Peaks(client.process.pid)
@@ -473,7 +474,9 @@ async def run(args: argparse.Namespace) -> Result:
             "load",
             f"{args.docs} documents opened ({opened_s:.1f} s to all first diagnostics), "
             f"{args.edits} keystrokes in bursts of {BURST} ({typing_s:.1f} s), "
-            f"{args.checkpoints} checkpoints saved back to back ({saving_s:.2f} s); "
+            f"{args.checkpoints} checkpoints saved "
+            + (f"{args.checkpoint_every:g} ms apart" if args.checkpoint_every else "back to back")
+            + f" ({saving_s:.2f} s); "
             f"debounce {args.debounce:g} ms; {load_s:.1f} s from the first didOpen to settled",
         ),
         (
@@ -548,6 +551,9 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=200, help="open documents")
     parser.add_argument("--edits", type=int, default=5000, help="keystrokes, in bursts of 50")
     parser.add_argument("--checkpoints", type=int, default=100, help="checkpoints in the burst")
+    parser.add_argument(
+        "--checkpoint-every", type=float, default=0.0, help="ms between saves (0: a burst)"
+    )
     parser.add_argument("--debounce", type=float, default=200.0, help="the server's, in ms")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -160,6 +160,8 @@ async def test_a_burst_of_checkpoints_probes_only_the_newest(
     after = await status(client)
     assert [h["uri"] for h in after["history"][len(before["history"]) :]] == [paths[-1].as_uri()]
     assert all(p.as_uri() not in recorder.history for p in paths[:-1])
+    # An older checkpoint of the run loses its diagnostics, as a fresh server would show it.
+    assert not recorder.latest((runs / "ckpt_0.pt").as_uri()).diagnostics
     # The script shows the newest checkpoint of the run, not one copy per checkpoint.
     script = recorder.latest((workspace / "train.py").as_uri())
     dead = [d for d in script.diagnostics if d.code == "NP301"]
@@ -234,7 +236,7 @@ async def test_a_deleted_checkpoint_loses_its_diagnostics(
     client: LanguageClient, workspace: Path
 ) -> None:
     recorder = client.recorder  # type: ignore[attr-defined]
-    checkpoint = workspace / "runs" / "ckpt_0.pt"
+    checkpoint = workspace / "runs" / "ckpt_4.pt"  # the run's newest: older ones show nothing
     assert recorder.latest(checkpoint.as_uri()).diagnostics
     checkpoint.unlink()
     client.workspace_did_change_watched_files(

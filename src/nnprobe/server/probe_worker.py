@@ -3,7 +3,11 @@ started on the first job, one job at a time, killed to cancel a job or when a bu
 
 The blocking WorkerClient (shared with the CLI) runs in a thread so the event loop keeps
 answering; a cancelled job kills the process, because nothing else stops a forward stuck in native
-code, and the next job starts a fresh one.
+code, and the next job starts a fresh one. A job cancelled while the worker is still starting
+leaves the start to finish for the next job: killing it mid-start left the start's thread reading
+the next worker's lines (it took that worker's ready line, and the next job waited out the 120 s
+startup budget: bench/load_bench.py --checkpoint-every 500). Nothing starts a worker while
+another thread still talks to the last one.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class ProbeWorker:
         # The thread of the last request: after a cancel it runs on until it sees the killed
         # worker's end of stream, and the next job must not start a worker before that.
         self._inflight: asyncio.Future[dict[str, Any]] | None = None
+        self._starting: asyncio.Future[None] | None = None  # a start under way in its thread
         self.jobs = 0  # jobs sent, for the status command and the tests
         # A worker stuck in a job would outlive the server: its stdin closes only when it reads.
         atexit.register(self.kill)
@@ -55,11 +60,17 @@ class ProbeWorker:
         return self._client
 
     async def start(self, python: str | None) -> None:
-        """Start the worker if it is not running (its startup is not charged to any job)."""
+        """Start the worker if it is not running (its startup is not charged to any job). A
+        cancelled caller stops waiting, not the start."""
+        for busy in (self._starting, self._inflight):
+            if busy is not None and not busy.done():
+                await asyncio.wait([busy])
         client = self._client_for(python)
         if not client.running:
             log.info("starting the probe worker (%s)", client.python)
-            await asyncio.to_thread(client.start)
+            self._starting = asyncio.ensure_future(asyncio.to_thread(client.start))
+            self._starting.add_done_callback(_consume)
+            await asyncio.shield(self._starting)
 
     async def run(
         self,
@@ -75,9 +86,9 @@ class ProbeWorker:
         async with self._lock:
             if self._inflight is not None:
                 await asyncio.wait([self._inflight])
+            await self.start(python)
             client = self._client_for(python)
             try:
-                await self.start(python)
                 self.jobs += 1
                 self._inflight = asyncio.ensure_future(
                     asyncio.to_thread(

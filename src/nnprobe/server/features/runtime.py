@@ -201,10 +201,20 @@ class RuntimeProbes:
             return
         newest = max(stamped)[2]
         uri = newest.as_uri()
-        for other, job in list(self._running.items()):  # a newer file makes the run's job stale
-            if other != uri and job.path.parent == folder and job.task is not None:
-                job.task.cancel()
+        # A newer file makes the run's other checkpoints stale: their jobs stop and their
+        # diagnostics go (partial ones too), so the folder shows what a fresh start would.
+        for other in self.server.store.uris(SOURCE) | set(self._running):
+            where = self.server.path_of(other)
+            if other != uri and where is not None and where.parent == folder:
+                self._supersede(other)
         self.start(uri)
+
+    def _supersede(self, uri: str) -> None:
+        job = self._running.get(uri)
+        if job is not None and job.task is not None:
+            job.task.cancel()
+        self.records.pop(uri, None)
+        self.server.clear_findings(SOURCE, uri)
 
     def forget(self, uri: str) -> None:
         job = self._running.get(uri)
