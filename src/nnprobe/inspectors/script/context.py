@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from nnprobe.core.finding import Edit, Position, Range
 from nnprobe.core.lines import split_lines
 from nnprobe.inspectors.script.values import UNKNOWN, Evaluator
-from nnprobe.inspectors.script.walk import BARE_STATEMENTS, children, walk_statements
+from nnprobe.inspectors.script.walk import (
+    BARE_STATEMENTS,
+    child_fields,
+    walk_statements,
+)
 
 if TYPE_CHECKING:
     from nnprobe.inspectors.script.loops import LoopIndex
@@ -92,12 +96,21 @@ class ScriptContext:
             ast.NamedExpr: self._bind_statement,
         }
         stack: list[tuple[ast.AST, ScopeInfo]] = [(self.tree, module_scope)]
+        node_type = ast.AST
         while stack:
             node, scope = stack.pop()
             pending = []
-            for child in children(node):
+            # walk.children(node), inlined: this loop runs once per node of the file.
+            found: list[ast.AST] = []
+            for name in child_fields(type(node)):
+                value = getattr(node, name, None)
+                if type(value) is list:
+                    found.extend(value)
+                elif isinstance(value, node_type):
+                    found.append(value)
+            for child in found:
                 kind = type(child)
-                if kind in BARE_STATEMENTS:
+                if kind in BARE_STATEMENTS or not isinstance(child, node_type):
                     continue
                 parents[child] = node
                 bucket = by_type.get(kind)
@@ -108,7 +121,8 @@ class ScriptContext:
                     calls.append(child)  # type: ignore[arg-type]
                 handler = handlers.get(kind)
                 child_scope = handler(child, scope) if handler is not None else None
-                pending.append((child, child_scope or scope))
+                if child_fields(kind):  # names and constants have nothing to visit
+                    pending.append((child, child_scope or scope))
             stack.extend(reversed(pending))
 
     def _enter_function(self, fn: ast.AST, scope: ScopeInfo) -> ScopeInfo:

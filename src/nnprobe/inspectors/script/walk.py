@@ -38,12 +38,17 @@ _CHILD_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {}
 BARE_STATEMENTS = frozenset({ast.Pass, ast.Break, ast.Continue})
 
 
-def children(node: ast.AST) -> list[ast.AST]:
-    """ast.iter_child_nodes(node) as a list, less the Load/Store contexts and operators."""
-    kind = type(node)
+def child_fields(kind: type[ast.AST]) -> tuple[str, ...]:
+    """The fields of a node type that may hold child nodes (none for Name, Constant...)."""
     fields = _CHILD_FIELDS.get(kind)
     if fields is None:
         fields = _CHILD_FIELDS[kind] = tuple(f for f in kind._fields if f not in _LEAF_FIELDS)
+    return fields
+
+
+def children(node: ast.AST) -> list[ast.AST]:
+    """ast.iter_child_nodes(node) as a list, less the Load/Store contexts and operators."""
+    fields = _CHILD_FIELDS.get(type(node)) or child_fields(type(node))
     found: list[ast.AST] = []
     for name in fields:
         value = getattr(node, name, None)
