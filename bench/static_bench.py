@@ -6,7 +6,11 @@ files in the same run, interleaved, so the ratio does not depend on the machine.
 the file from disk. Each measurement is repeated and the median reported. This is a benchmark, not
 a test: it prints figures and never fails on them.
 
-    python bench/static_bench.py [--repeat 7] [--keep DIR]
+    python bench/static_bench.py [--repeat 7] [--keep DIR] [--baseline SRC [--rounds 3]]
+
+`--baseline SRC` (another checkout's src folder, e.g. from `git worktree add /tmp/old HEAD~5`)
+runs this script on that code and on this checkout in fresh processes, alternately, `--rounds`
+times, and prints the ratios side by side: a change's effect measured on the same machine.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from __future__ import annotations
 import argparse
 import ast
 import gc
+import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -355,13 +362,41 @@ def report(m: Measured, files: list[Path], small: Path, large: Path, repeat: int
         print(f"| {name} | {value} |")
 
 
+_RATIO = re.compile(
+    r"^  (\d+-line script|whole run)\b.*?([\d.]+)x(?: ast\.parse\))?$", re.MULTILINE
+)
+
+
+def compare(baseline: Path, rounds: int, repeat: int) -> None:
+    """Ratios to ast.parse of `baseline`'s code and ours, each round one fresh run of each."""
+    runs: dict[str, dict[str, list[str]]] = {"baseline": {}, "this checkout": {}}
+    for _ in range(rounds):
+        for label, src in (("baseline", baseline.resolve()), ("this checkout", ROOT / "src")):
+            env = {**os.environ, "PYTHONPATH": str(src)}
+            command = [sys.executable, __file__, "--repeat", str(repeat)]
+            output = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            for measure, ratio in _RATIO.findall(output.stdout):
+                runs[label].setdefault(measure, []).append(f"{ratio}x")
+    print(f"ratio to ast.parse, {rounds} alternating runs each (median of {repeat} inside each)")
+    print(f"baseline: {baseline}\n")
+    print("| measure | baseline | this checkout |\n|---|---|---|")
+    for measure in runs["this checkout"]:
+        cells = [", ".join(runs[label].get(measure, [])) for label in ("baseline", "this checkout")]
+        print(f"| {measure} | {cells[0]} | {cells[1]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per measurement (median)")
     parser.add_argument("--keep", type=Path, help="write the generated scripts here and keep them")
+    parser.add_argument("--baseline", type=Path, metavar="SRC", help="compare with this src folder")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs with --baseline")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.baseline is not None:
+        compare(args.baseline, args.rounds, args.repeat)
+        return
 
     with tempfile.TemporaryDirectory(prefix="nnprobe-bench-") as tmp:
         generated_dir = args.keep or Path(tmp)
