@@ -250,36 +250,58 @@ class Client:
             self.reader.cancel()
 
 
-async def time_initialize(
-    root: Path, repeat: int, baseline: Path | None = None
-) -> tuple[list[float], float | None, list[float], list[float]]:
-    """Spawn-to-reply times of fresh servers; with `baseline` (another checkout's src folder),
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Startup:
+    """Spawn-to-reply seconds, and the server's CPU seconds at its reply (what it costs on an
+    idle machine), for this checkout and the baseline; the pygls + lsprotocol floor."""
+
+    wall: dict[str, list[float]] = field(default_factory=lambda: {"ours": [], "baseline": []})
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {"ours": [], "baseline": []})
+    floor: list[float] = field(default_factory=list)
+    memory: float | None = None
+
+
+async def time_initialize(root: Path, repeat: int, baseline: Path | None = None) -> Startup:
+    """Fresh servers started `repeat` times; with `baseline` (another checkout's src folder),
     that code's servers too, started alternately with ours so both see the same machine. Also
-    the floor nnprobe cannot go below: a bare interpreter importing pygls and lsprotocol."""
-    times: list[float] = []
-    before: list[float] = []
-    floor: list[float] = []
-    memory = None
+    the floor nnprobe cannot go below: a bare interpreter importing pygls and lsprotocol (with
+    the cyclic garbage collector off, as the server imports them)."""
+    result = Startup()
     for attempt in range(repeat + 1):
-        for src in (None, baseline) if baseline else (None,):
+        for label, src in (
+            (("ours", None), ("baseline", baseline)) if baseline else (("ours", None),)
+        ):
             started = time.perf_counter()
             extra = {"PYTHONPATH": str(src)} if src else {}
             client = await Client.start({"debounce": 0}, **extra)
             await client.initialize(root)
             took = time.perf_counter() - started
             if attempt:  # the first start only writes the byte-code caches
-                (before if src else times).append(took)
+                result.wall[label].append(took)
+                result.cpu[label].append(cpu_seconds(client.process.pid))
             if src is None:
-                memory = rss_mib(client.process.pid)
+                result.memory = rss_mib(client.process.pid)
             await client.stop()
         started = time.perf_counter()
         bare = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "import lsprotocol.types, pygls.lsp.server", cwd=ROOT
+            sys.executable,
+            "-c",
+            "import gc; gc.disable(); import lsprotocol.types, pygls.lsp.server",
+            cwd=ROOT,
         )
         await bare.wait()
         if attempt:
-            floor.append(time.perf_counter() - started)
-    return times, memory, before, floor
+            result.floor.append(time.perf_counter() - started)
+    return result
 
 
 async def open_many(
@@ -483,27 +505,40 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="nnprobe-lsp-bench-") as folder:
         root = Path(folder)
-        init, rss_init, before, floor = await time_initialize(root, args.repeat, args.baseline)
+        startup = await time_initialize(root, args.repeat, args.baseline)
+        init, init_baseline = startup.wall["ours"], startup.wall["baseline"]
         rows.append(
             (
                 f"initialize (spawn to reply, median of {args.repeat})",
                 f"{ms(statistics.median(init))} (max {ms(max(init))})",
             )
         )
-        if before:
+        rows.append(
+            (
+                "server CPU time (user + system) at its initialize reply",
+                f"{ms(statistics.median(startup.cpu['ours']))}",
+            )
+        )
+        if init_baseline:
+            cpu_before = startup.cpu["baseline"]
             rows.append(
                 (
-                    f"initialize, baseline {args.baseline} (started alternately with the above)",
-                    f"{ms(statistics.median(before))} (max {ms(max(before))}); ours / baseline = "
-                    f"{statistics.median(init) / statistics.median(before):.2f}x",
+                    f"baseline {args.baseline}, started alternately with ours: initialize / CPU",
+                    f"{ms(statistics.median(init_baseline))} (max {ms(max(init_baseline))}) / "
+                    f"{ms(statistics.median(cpu_before))}; ours / baseline = "
+                    f"{statistics.median(init) / statistics.median(init_baseline):.2f}x wall, "
+                    f"{statistics.median(startup.cpu['ours']) / statistics.median(cpu_before):.2f}x"
+                    " CPU",
                 )
             )
         rows.append(
             (
-                "floor: a bare interpreter importing pygls + lsprotocol (spawn to exit)",
-                f"{ms(statistics.median(floor))} (max {ms(max(floor))})",
+                "floor: a bare interpreter importing pygls + lsprotocol, GC off as in the server "
+                "(spawn to exit)",
+                f"{ms(statistics.median(startup.floor))} (max {ms(max(startup.floor))})",
             )
         )
+        rss_init = startup.memory
         rows.append(("RSS after initialize", mib(rss_init)))
         if args.initialize_only:
             return rows
