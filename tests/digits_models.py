@@ -70,3 +70,21 @@ def dead_fraction(model: nn.Sequential, relu_index: int) -> float:
     with torch.no_grad():
         hidden = model[: relu_index + 1](torch.from_numpy(x))
     return float((hidden.max(0).values <= 0).float().mean())
+
+
+@cache
+def hidden_features(n: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """`n` (up to 5,391) real 512-d features and their labels: the digits and their one-pixel
+    shifts (right, then down) through the hidden ReLU layer of a 64-512-10 MLP trained on them.
+    What a wide penultimate layer looks like, at the sizes the UMAP settings are tuned for."""
+    raw, _, y = digits()
+    images = raw.reshape(-1, 8, 8) / 16.0
+    shifted = [images, np.roll(images, 1, axis=2), np.roll(images, 1, axis=1)]
+    x = np.concatenate([i.reshape(-1, 64) for i in shifted]).astype(np.float32)
+    labels = np.concatenate([y] * len(shifted))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 10))
+    fit(model, x, labels, "Adam", 1e-3, 300)
+    with torch.no_grad():
+        features = model[:2](torch.from_numpy(x[:n])).numpy()
+    return features, labels[:n]

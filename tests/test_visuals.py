@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import torch
 from digits_cnn import fresh, images, trained, write_workspace
+from digits_models import hidden_features
 from torch import nn
 
 from nnprobe.probe.factory import FactorySpec
 from nnprobe.probe.weight_stats import roughness
 from nnprobe.visuals import jobs, render
-from nnprobe.visuals.embedding import embed, warm_umap
+from nnprobe.visuals.embedding import LARGE_FROM, UMAP_EPOCHS_LARGE, embed, umap_epochs, warm_umap
 from nnprobe.visuals.filters import filter_grid
 from nnprobe.visuals.maps import activation_maps, top_inputs
 from nnprobe.visuals.model_run import ModelRun, open_run
@@ -175,6 +176,28 @@ def test_umap_is_at_least_as_trustworthy_as_pca(projections: dict[str, dict[str,
     for net in ("trained", "random"):
         umap, pca = projections[f"{net}-umap"], projections[f"{net}-pca"]
         assert umap["trustworthiness"] >= pca["trustworthiness"], (net, umap, pca)
+
+
+def test_umap_settings_for_larger_sets_keep_the_trustworthiness(umap_ready: None) -> None:
+    """Past LARGE_FROM points UMAP runs fewer epochs from the PCA picture (the warm 5k-point
+    preview's budget): on 3,000 real 512-d features (below umap-learn's switch to approximate
+    neighbours, which the test session does not compile) it must still be at least as
+    trustworthy as PCA and separate the digits."""
+    features, labels = hidden_features(3000)
+    assert features.shape == (3000, 512) and umap_epochs(len(features)) == UMAP_EPOCHS_LARGE
+    assert len(features) >= LARGE_FROM
+    umap_points, umap = embed(features, labels, "umap")
+    _, pca = embed(features, labels, "pca")
+    png = render.scatter(
+        umap_points,
+        list(labels),
+        "3,000 digits, 512-d (UMAP)",
+        jobs.subtitle({**umap, "points": len(umap_points), "colour": "digit"}),
+    )
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "embed-digits-3000-umap.png").write_bytes(png)
+    assert umap["trustworthiness"] >= pca["trustworthiness"], (umap, pca)
+    assert umap["knn2d"] >= 0.9 and umap["knn2d"] >= pca["knn2d"] + 0.2, (umap, pca)
 
 
 def test_auto_answers_umap_once_warm(trained_run: ModelRun, umap_ready: None) -> None:
