@@ -60,3 +60,26 @@ def test_pure_packages_do_not_import_the_server_or_pygls() -> None:
         and any(name in line for name in ("pygls", "lsprotocol", "nnprobe.server"))
     ]
     assert offenders == []
+
+
+def test_start_up_loads_the_server_with_the_collector_paused_then_restores_it() -> None:
+    """server/main.py: importing it loads nothing of pygls (the start-up code does that with the
+    garbage collector off), and start-up hands back an enabled collector with what it loaded
+    frozen out of later collections."""
+    code = (
+        "import gc\n"
+        "import nnprobe.server.main as main\n"
+        "print('BEFORE', 'lsprotocol' in sys.modules, 'pygls' in sys.modules)\n"
+        "server = main._load_server()\n"
+        "print('AFTER', gc.isenabled(), gc.get_freeze_count() > 10000)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines())
+    assert lines["BEFORE"] == "False False"
+    assert lines["AFTER"] == "True True"
