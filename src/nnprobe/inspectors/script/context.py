@@ -67,6 +67,7 @@ class ScriptContext:
         self.classes: dict[str, ast.ClassDef] = {}
         self.scopes: dict[ast.AST, ScopeInfo] = {}
         self._qualnames: dict[ast.AST, str | None] = {}
+        self._scope_at: dict[ast.AST, ScopeInfo] = {}
         self._by_type: dict[type[ast.AST], list[ast.AST]] = {}
         self._shared: dict[Callable[[ScriptContext], object], object] = {}
         self._index()
@@ -225,10 +226,26 @@ class ScriptContext:
 
     def scope_of(self, node: ast.AST) -> ScopeInfo:
         """The scope a name used at `node` is looked up in (class bodies are skipped)."""
-        for ancestor in self.ancestors(node):
-            if isinstance(ancestor, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-                return self.scopes[ancestor]
-        return self.scopes[self.tree]
+        # Remembered for every ancestor passed on the way up (the answer is the same from
+        # them): the rules ask this of most names, and the next name nearby stops after a step.
+        known = self._scope_at
+        passed: list[ast.AST] = []
+        current = self.parents.get(node)
+        scope: ScopeInfo | None = None
+        while current is not None:
+            scope = known.get(current)
+            if scope is not None:
+                break
+            if isinstance(current, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                scope = self.scopes[current]
+                break
+            passed.append(current)
+            current = self.parents.get(current)
+        if scope is None:
+            scope = self.scopes[self.tree]
+        for ancestor in passed:
+            known[ancestor] = scope
+        return scope
 
     def enclosing_function(self, node: ast.AST) -> FunctionNode | None:
         for ancestor in self.ancestors(node):
@@ -359,7 +376,8 @@ class ScriptContext:
         return list(self._calls_by_name.get(target, []))
 
     def call_name(self, call: ast.Call) -> str | None:
-        return self.qualname(call.func)
+        known = self._qualnames  # qualname's memo, read here first: rules ask this of every call
+        return known[call.func] if call.func in known else self.qualname(call.func)
 
     def nodes(self, *types: type[ast.AST], ordered: bool = True) -> list[ast.AST]:
         """Every node of the given exact AST types (indexed in the one walk, so rules need not
