@@ -73,6 +73,12 @@ class ScriptContext:
         self._index()
         self.evaluator = Evaluator(self)
 
+    def release(self) -> None:
+        """Let go of the tree and of every index built on it; the context is unusable after.
+        Those indexes point back at the context (the evaluator, the shared views), so without
+        this only a garbage collection frees them, and it walks every node of the tree first."""
+        self.__dict__.clear()
+
     # ------------------------------------------------------------------ indexing
 
     def _index(self) -> None:

@@ -126,9 +126,14 @@ def _check_text(
         finding = internal_finding("NP901", display, f"cannot parse: {exc}", config)
         return finalize([finding], config, path or display, suppressions)
     ctx = ScriptContext(display, text, tree)
-    if not ctx.imports_torch:
-        return []
-    codes = config.enabled_codes(path or display)
-    rules = instantiate(config, codes, (r for r in all_rules() if r.evidence is Evidence.SOURCE))
-    findings = run_rules(rules, ctx, display, config)
+    try:
+        if not ctx.imports_torch:
+            return []
+        codes = config.enabled_codes(path or display)
+        rules = instantiate(
+            config, codes, (r for r in all_rules() if r.evidence is Evidence.SOURCE)
+        )
+        findings = run_rules(rules, ctx, display, config)
+    finally:
+        ctx.release()
     return finalize(findings, config, path or display, suppressions)
