@@ -440,8 +440,11 @@ async def run(args: argparse.Namespace) -> Result:
         typing_s = await edit_bursts(client, workspace, args.edits, rng)
         note(f"after {args.edits} edits")
         hovers.phase = "checkpoints and settling"
+        saving_began = time.perf_counter()
         paths, saving_s = await save_checkpoints(client, writer, args.checkpoints)
+        last_saved = saving_began + saving_s  # the last one announced, before the writer exits
         state = await settled(client, workspace, paths[-1])
+        settle_s = time.perf_counter() - last_saved
         load_s = time.perf_counter() - load_started
         stop.set()
         await ticker
@@ -477,7 +480,8 @@ async def run(args: argparse.Namespace) -> Result:
             f"{args.checkpoints} checkpoints saved "
             + (f"{args.checkpoint_every:g} ms apart" if args.checkpoint_every else "back to back")
             + f" ({saving_s:.2f} s); "
-            f"debounce {args.debounce:g} ms; {load_s:.1f} s from the first didOpen to settled",
+            f"debounce {args.debounce:g} ms; {load_s:.1f} s from the first didOpen to settled, "
+            f"{settle_s:.1f} s from the last save",
         ),
         (
             f"hover every {HOVER_EVERY_S * 1000:.0f} ms during the load ({len(during)} answered, "

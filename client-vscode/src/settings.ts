@@ -21,6 +21,7 @@ export const SERVER_KEYS = [
   "probeMemory",
   "pollInterval",
   "progressDelay",
+  "supersededGrace",
 ] as const;
 
 /** Keys the client computes itself; never read from the user's configuration. */

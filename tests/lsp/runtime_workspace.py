@@ -65,6 +65,35 @@ if __name__ == "__main__":
     torch.save(Hangs().state_dict(), "hangs/hangs.pt")
 """
 
+GATED = """\
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class Gated(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        here = Path(__file__)
+        here.with_name("forward-started").touch()
+        deadline = time.monotonic() + 60
+        while not here.with_name("open").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+if __name__ == "__main__":
+    model = Gated()
+    for epoch in range(3):
+        torch.save(model.state_dict(), f"gated/gate_{epoch}.pt")
+"""
+
 FILES = {"train.py": TRAIN, "hangs/train_hangs.py": HANGS}
 FC1_LINE = TRAIN.splitlines().index("        self.fc1 = nn.Linear(64, 64)")  # 0-based
 CLASS_LINE = TRAIN.splitlines().index("class Net(nn.Module):")
@@ -87,6 +116,23 @@ def save_checkpoint(path: Path, dead: int = 32) -> Path:
 def save_hanging(path: Path) -> Path:
     torch.manual_seed(0)
     torch.save({"fc1.weight": torch.randn(32, 64) * 0.1, "fc1.bias": torch.zeros(32)}, path)
+    return path
+
+
+def save_gated(path: Path, dead: int) -> Path:
+    """Weights for GATED, whose forward waits for a file named `open` beside the script (the
+    test holds a probe in the worker with it), with `dead` of fc1's 32 units never positive."""
+    torch.manual_seed(0)
+    bias = torch.zeros(32)
+    bias[:dead] = -1e3
+    state = {
+        "fc1.weight": torch.randn(32, 64) * 0.1,
+        "fc1.bias": bias,
+        "fc2.weight": torch.randn(10, 32) * 0.1,
+        "fc2.bias": torch.zeros(10),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
     return path
 
 
@@ -121,14 +167,26 @@ async def until(condition: Any, what: str, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def idle(client: LanguageClient, timeout: float = 60.0) -> None:
-    """Wait until the server has no inspection running or waiting for its pause to end."""
+async def state_until(
+    client: LanguageClient, condition: Any, what: str, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Wait for a condition on the server's probe status (nnprobe.probeStatus); answer it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         state = await status(client)
-        if not state["running"] and not state["pending"]:
-            return
+        if condition(state):
+            return state
         if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for the inspections to finish: {state}")
+            raise AssertionError(f"timed out waiting for {what}: {state}")
         await asyncio.sleep(0.02)
+
+
+async def idle(client: LanguageClient, timeout: float = 60.0) -> None:
+    """Wait until the server has no inspection running or waiting for its pause to end."""
+    await state_until(
+        client,
+        lambda state: not state["running"] and not state["pending"],
+        "the inspections to finish",
+        timeout,
+    )

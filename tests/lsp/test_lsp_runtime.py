@@ -1,7 +1,8 @@
 """Checkpoints written into the workspace while the server runs: inspected in the probe worker,
 runtime diagnostics on the checkpoint and on the training script's layer line, beside the static
 ones; hover and code lens from the last probe; progress; trust off then on; a burst probed once;
-a killed worker reported (NP904) and replaced; a cancelled inspection stops its job.
+a killed worker reported (NP904) and replaced; a cancelled inspection stops its job; checkpoints
+saved while an inspection runs do not kill the worker, and only the newest of them is inspected.
 
 The tests share one server and run in order (the workspace grows as a training run's would)."""
 
@@ -25,20 +26,24 @@ from pytest_lsp import LanguageClient  # noqa: E402
 from runtime_workspace import (  # noqa: E402
     CLASS_LINE,
     FC1_LINE,
-    FILES,
+    GATED,
     TRAIN,
     changed,
     codes,
     idle,
     save_checkpoint,
+    save_gated,
     save_hanging,
+    state_until,
     status,
     until,
 )
+from runtime_workspace import FILES as RUNTIME_FILES  # noqa: E402
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 INIT_OPTIONS = {"debounce": 50, "progressDelay": 0, "trusted": False, "probeTimeout": 60}
+FILES = {**RUNTIME_FILES, "gated/train_gated.py": GATED}
 __all__ = ["FILES", "INIT_OPTIONS"]
 
 
@@ -245,3 +250,78 @@ async def test_a_deleted_checkpoint_loses_its_diagnostics(
         )
     )
     await recorder.wait(checkpoint.as_uri(), lambda p: not p.diagnostics)
+
+
+async def test_checkpoints_saved_during_an_inspection_keep_the_worker(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """A run saving faster than a probe: the request in the worker finishes, the worker stays,
+    and of the checkpoints saved meanwhile only the newest is inspected."""
+    recorder = client.recorder  # type: ignore[attr-defined]
+    folder = workspace / "gated"
+    started, gate = folder / "forward-started", folder / "open"
+    before = await status(client)
+    first = save_gated(folder / "gate_0.pt", dead=12)
+    changed(client, first)
+    await until(started.exists, "the first inspection's forward to start")
+    held = await status(client)
+    assert held["running"] == [first.as_uri()] and held["workerPid"] is not None
+    later = [save_gated(folder / f"gate_{i}.pt", dead=12 + 4 * i) for i in (1, 2)]
+    for path in later:  # two saves while the first request is held in the worker
+        changed(client, path)
+    newest = later[-1].as_uri()
+    queued = await state_until(
+        client, lambda state: state["queued"] == [newest], "the newest checkpoint to wait"
+    )
+    assert queued["running"] == [first.as_uri()] and queued["workerPid"] == held["workerPid"]
+    gate.touch()
+    probed = await recorder.wait(newest, lambda p: "NP301" in codes(p))
+    assert "20 of 32" in next(d.message for d in probed.diagnostics if d.code == "NP301")
+    await idle(client)
+    after = await status(client)
+    assert after["workerPid"] == held["workerPid"]  # never killed, never restarted
+    assert after["history"][len(before["history"]) :] == [
+        {"uri": first.as_uri(), "outcome": "superseded"},
+        {"uri": newest, "outcome": "done"},
+    ]
+    # The superseded request's results were not published over the newer ones.
+    for path in (first, later[0]):
+        assert not any(p.diagnostics for p in recorder.history.get(path.as_uri(), []))
+    script = recorder.latest((folder / "train_gated.py").as_uri())
+    dead = [d for d in script.diagnostics if d.code == "NP301"]
+    assert len(dead) == 1 and dead[0].message.startswith("gate_2.pt"), dead
+
+
+async def test_a_superseded_probe_past_its_grace_is_killed(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """A superseded request that runs on past `supersededGrace` (here a stuck forward) is
+    killed, and the newest checkpoint is inspected in a fresh worker."""
+    recorder = client.recorder  # type: ignore[attr-defined]
+    await reconfigure(client, {"trusted": True, "supersededGrace": 0.5})
+    folder = workspace / "gated"
+    started, gate = folder / "forward-started", folder / "open"
+    gate.unlink()
+    started.unlink()
+    before = await status(client)
+    stuck = save_gated(folder / "gate_3.pt", dead=8)
+    changed(client, stuck)
+    await until(started.exists, "the stuck forward to start")
+    pid = (await status(client))["workerPid"]
+    newest = save_gated(folder / "gate_4.pt", dead=24)
+    changed(client, newest)
+    after = await state_until(
+        client,
+        lambda state: (
+            state["history"][len(before["history"]) :][:1]
+            == [{"uri": stuck.as_uri(), "outcome": "cancelled"}]
+        ),
+        "the stuck request to be stopped",
+    )
+    assert not after["queued"] or after["queued"] == [newest.as_uri()]
+    gate.touch()
+    probed = await recorder.wait(newest.as_uri(), lambda p: "NP301" in codes(p))
+    assert "24 of 32" in next(d.message for d in probed.diagnostics if d.code == "NP301")
+    assert (await status(client))["workerPid"] not in (None, pid)
+    assert not recorder.latest(stuck.as_uri()).diagnostics  # its first phase's were cleared
+    await idle(client)

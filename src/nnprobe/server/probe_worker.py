@@ -8,6 +8,10 @@ leaves the start to finish for the next job: killing it mid-start left the start
 the next worker's lines (it took that worker's ready line, and the next job waited out the 120 s
 startup budget: bench/load_bench.py --checkpoint-every 500). Nothing starts a worker while
 another thread still talks to the last one.
+
+A request that is merely superseded (a newer checkpoint of the same run arrived) is not killed by
+this class: the server lets it finish (`owner` and `sent_at` say whose request is in flight and
+since when) and decides itself when it has run too long (features/runtime.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import atexit
 import logging
 import sys
+import time
 from typing import Any
 
 from nnprobe.probe.worker_client import WorkerClient, WorkerError
@@ -34,6 +39,8 @@ class ProbeWorker:
         self._inflight: asyncio.Future[dict[str, Any]] | None = None
         self._starting: asyncio.Future[None] | None = None  # a start under way in its thread
         self.jobs = 0  # jobs sent, for the status command and the tests
+        self.owner: object | None = None  # whose request is in the worker now
+        self.sent_at = 0.0  # time.monotonic() when that request went out
         # A worker stuck in a job would outlive the server: its stdin closes only when it reads.
         atexit.register(self.kill)
 
@@ -80,9 +87,11 @@ class ProbeWorker:
         python: str | None,
         timeout: float,
         memory_limit: int | None,
+        owner: object | None = None,
     ) -> dict[str, Any]:
         """The worker's response (`result` or `error`). WorkerError when it crashed or overran a
-        budget (it was killed); cancelling the caller kills a job in flight."""
+        budget (it was killed); cancelling the caller kills a job in flight. `owner` is who
+        `self.owner` names while the request is in the worker."""
         async with self._lock:
             if self._inflight is not None:
                 await asyncio.wait([self._inflight])
@@ -90,6 +99,7 @@ class ProbeWorker:
             client = self._client_for(python)
             try:
                 self.jobs += 1
+                self.owner, self.sent_at = owner, time.monotonic()
                 self._inflight = asyncio.ensure_future(
                     asyncio.to_thread(
                         client.request, method, params, timeout, "the inspection", memory_limit
@@ -101,6 +111,8 @@ class ProbeWorker:
                 log.info("a probe job was cancelled: stopping the worker")
                 client.kill()
                 raise
+            finally:
+                self.owner = None
 
     def kill(self) -> None:
         if self._client is not None:

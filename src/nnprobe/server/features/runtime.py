@@ -6,8 +6,14 @@ Scheduling, in the order a training run writes files:
 - file events (the client's watcher, else polling) are held per folder for `debounce`; when the
   folder falls quiet only its newest checkpoint is inspected (a run saving every epoch is probed
   once, on its latest file);
-- one job per file: a newer event for the same file, or a newer file in the same folder, cancels
-  the stale job (killing the worker if it is running it); jobs for other folders queue;
+- a newer event for the same file, or a newer file in the same folder, supersedes the job under
+  way: a job still waiting (for the worker, for its start) stops; one whose request is in the
+  worker finishes that request (weights and activations take a fraction of a second), skips its
+  later phases and publishes nothing, and then the folder's newest checkpoint is inspected,
+  coalescing everything saved meanwhile. Killing the worker would cost its restart (seconds of
+  imports) on every save of a run saving faster than a probe; it is kept for a request that has
+  run `supersededGrace` seconds while superseded, and for a user's cancel. Jobs for other
+  folders queue;
 - a job has `probeTimeout` seconds and `probeMemory` MB; a crash or an overrun is NP904 on the
   checkpoint and the next job starts a fresh worker.
 
@@ -54,6 +60,9 @@ STATUS = "nnprobe.probeStatus"
 EMBEDDINGS = "nnprobe.embeddingPreview"
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_PROGRESS_DELAY_MS = 500.0
+# Seconds a superseded request may run before the worker is killed to move on: several times a
+# worker's restart (its imports: 2-5 s), so a slow but finishing probe is not thrown away for it.
+DEFAULT_SUPERSEDED_GRACE_S = 30.0
 TRUST_MESSAGE = (
     "nnprobe: runtime probes (activations, gradients) of state_dict checkpoints need a trusted "
     "workspace, because building the model imports your code; only the weight rules ran. Trust "
@@ -79,6 +88,7 @@ register_key("pollInterval", _number(100, 600_000, "milliseconds"))
 register_key("probeTimeout", _number(1, 86_400, "seconds"))
 register_key("probeMemory", _number(16, 10**7, "megabytes"))
 register_key("progressDelay", _number(0, 60_000, "milliseconds"))
+register_key("supersededGrace", _number(0, 86_400, "seconds"))
 
 
 @dataclass
@@ -87,7 +97,10 @@ class Job:
     path: Path
     task: asyncio.Task[list[Finding]] | None = None
     started: float = field(default_factory=time.time)
-    outcome: str = "queued"  # queued | running | done | failed | cancelled
+    outcome: str = "queued"  # queued | running | done | failed | cancelled | superseded
+    superseded: bool = False  # a newer checkpoint replaces it: nothing of it is published
+    killed: bool = False  # superseded, and its request ran past the grace: the worker was killed
+    watchdog: asyncio.Task[None] | None = None
 
 
 class RuntimeProbes:
@@ -98,6 +111,7 @@ class RuntimeProbes:
         self.history: list[dict[str, Any]] = []  # every job: uri, outcome (status command)
         self._running: dict[str, Job] = {}  # checkpoint uri -> its current job
         self._pending: dict[Path, set[Path]] = {}  # folder -> checkpoints changed in the pause
+        self._queued: dict[Path, str] = {}  # folder -> its newest, waiting for a superseded job
         self._timers: dict[Path, asyncio.Task[None]] = {}
         self._script_of: dict[str, str] = {}  # copy source key -> script uri it was published on
         self._registered = False
@@ -201,29 +215,62 @@ class RuntimeProbes:
             return
         newest = max(stamped)[2]
         uri = newest.as_uri()
-        # A newer file makes the run's other checkpoints stale: their jobs stop and their
-        # diagnostics go (partial ones too), so the folder shows what a fresh start would.
+        # A newer file makes the run's other checkpoints stale: their jobs are superseded and
+        # their diagnostics go (partial ones too), so the folder shows what a fresh start would.
         for other in self.server.store.uris(SOURCE) | set(self._running):
             where = self.server.path_of(other)
             if other != uri and where is not None and where.parent == folder:
                 self._supersede(other)
-        self.start(uri)
+        rewritten = self._running.get(uri)
+        if rewritten is not None:  # the same file saved again: its job reads the old contents
+            self._abandon(rewritten)
+        self._queued[folder] = uri
+        self._next(folder)
 
     def _supersede(self, uri: str) -> None:
         job = self._running.get(uri)
-        if job is not None and job.task is not None:
-            job.task.cancel()
+        if job is not None:
+            self._abandon(job)
         self.records.pop(uri, None)
         self.server.clear_findings(SOURCE, uri)
 
+    def _abandon(self, job: Job) -> None:
+        """Publish nothing of `job` and run none of its later phases; stop it now unless its
+        request is in the worker, which finishes it (or is killed past the grace)."""
+        if job.superseded or job.task is None:
+            return
+        job.superseded = True
+        if self.worker.owner is not job:  # waiting for the worker: nothing to kill
+            job.task.cancel()
+            return
+        grace = float(self.server.settings.extra.get("supersededGrace", DEFAULT_SUPERSEDED_GRACE_S))
+        job.watchdog = asyncio.ensure_future(self._bound(job, grace))
+
+    async def _bound(self, job: Job, grace: float) -> None:
+        await asyncio.sleep(max(0.0, self.worker.sent_at + grace - time.monotonic()))
+        if job.task is not None and not job.task.done() and self.worker.owner is job:
+            log.info("a superseded probe ran past %g s: stopping the worker", grace)
+            job.killed = True
+            job.task.cancel()
+
+    def _next(self, folder: Path) -> None:
+        """Inspect the folder's queued newest checkpoint once no job of the folder runs."""
+        if any(job.path.parent == folder for job in self._running.values()):
+            return
+        uri = self._queued.pop(folder, None)
+        if uri is not None:
+            self.start(uri)
+
     def forget(self, uri: str) -> None:
         job = self._running.get(uri)
-        if job is not None and job.task is not None:
-            job.task.cancel()
+        if job is not None:  # a run deleting old checkpoints: no need to kill the worker for it
+            self._abandon(job)
         self.records.pop(uri, None)
         self.server.clear_findings(SOURCE, uri)
         path = self.server.path_of(uri)
         if path is not None:
+            if self._queued.get(path.parent) == uri:
+                del self._queued[path.parent]
             key = self._copy_key(path)
             script = self._script_of.get(key)
             if script is not None and not any(
@@ -256,13 +303,16 @@ class RuntimeProbes:
         try:
             findings = await self._run(job, progress)
         except asyncio.CancelledError:
-            job.outcome = "cancelled"
+            job.outcome = "superseded" if job.superseded and not job.killed else "cancelled"
             raise
         finally:
             progress.end()
+            if job.watchdog is not None:
+                job.watchdog.cancel()
             if self._running.get(job.uri) is job:
                 del self._running[job.uri]
             self.history.append({"uri": job.uri, "outcome": job.outcome})
+            self._next(job.path.parent)
         return findings
 
     async def _run(self, job: Job, progress: Progress) -> list[Finding]:
@@ -303,20 +353,27 @@ class RuntimeProbes:
                     python=settings.interpreter,
                     timeout=timeout,
                     memory_limit=memory,
+                    owner=job,
                 )
             except WorkerError as exc:
+                if job.superseded:
+                    job.outcome = "superseded"
+                    return findings
                 job.outcome = "failed"
                 message = _budget_message(exc, timeout)
                 findings = [*findings, internal_finding("NP904", display, message, config)]
                 self._publish(job.uri, path, findings, None)
                 return findings
-            if "error" in response:
+            if "error" in response and not job.superseded:
                 job.outcome = "failed"
                 findings = [error_finding(response["error"], display, config)]
                 self._publish(job.uri, path, findings, None)
                 return findings
             result = response.get("result") or {}
             findings = [finding_from_dict(f) for f in result.get("findings", [])]
+            if job.superseded:  # a newer checkpoint cleared this one's diagnostics: keep it so
+                job.outcome = "superseded"
+                return findings
             self._publish(job.uri, path, findings, result)
             if phase == 0 and result.get("needs_trust") and not self._told_trust:
                 self._told_trust = True
@@ -408,6 +465,7 @@ class RuntimeProbes:
             "jobs": self.worker.jobs,
             "running": sorted(self._running),
             "pending": sorted(str(folder) for folder in self._pending),
+            "queued": sorted(self._queued.values()),
             "history": list(self.history),
             "polling": self._poller is not None,
         }
