@@ -94,7 +94,9 @@ def build(root: Path) -> Workspace:
     root.mkdir(parents=True, exist_ok=True)
     for name, text in (("pyproject.toml", PYPROJECT), ("canary.py", CANARY), ("model.py", MODEL)):
         (root / name).write_text(text, encoding="utf-8")
-    whole = fake_state_dict(root, root / "UNPICKLED")
+    # Its own run folder: the server shows only the newest checkpoint of a folder.
+    (root / "pickled").mkdir(exist_ok=True)
+    whole = fake_state_dict(root / "pickled", root / "UNPICKLED")
     weights = root / "weights.pt"
     torch.manual_seed(0)
     torch.save({"fc.weight": torch.randn(2, 4) * 0.5, "fc.bias": torch.zeros(2)}, weights)
@@ -160,7 +162,7 @@ class Cli:
         """Findings per file name of `nnprobe inspect --output-format json` on both checkpoints."""
         code, out, err = self(
             "inspect", "--output-format", "json", "--select", "NP2,NP3,NP9", *args,
-            "model_state_dict.pth", "weights.pt", **env,
+            "pickled/model_state_dict.pth", "weights.pt", **env,
         )  # fmt: skip
         assert code in (0, 1) and "Traceback" not in err, err
         found: dict[str, list[dict[str, Any]]] = {}
@@ -209,14 +211,14 @@ def test_cli_allow_pickle_contradicts_an_untrusted_run(
     cli: Cli, ws: Workspace, args: tuple[str, ...], env: dict[str, Any], named: str
 ) -> None:
     env.pop("subprocess_", None)
-    code, _, err = cli("inspect", "--allow-pickle", *args, "model_state_dict.pth", **env)
+    code, _, err = cli("inspect", "--allow-pickle", *args, "pickled/model_state_dict.pth", **env)
     assert code == 2
     assert f"--allow-pickle cannot be used with {named}" in err
     assert ws.ran() == []
 
 
 def test_picture_commands_untrusted(cli: Cli, ws: Workspace) -> None:
-    code, _, err = cli("filters", "model_state_dict.pth", "-o", "a.png", "--untrusted")
+    code, _, err = cli("filters", "pickled/model_state_dict.pth", "-o", "a.png", "--untrusted")
     assert code == 2 and "NP902" in err and "untrusted" in err
     code, _, err = cli("activations", "weights.pt", "-o", "b.png", "--untrusted")
     assert code == 2 and "not allowed here (--untrusted" in err
@@ -226,7 +228,7 @@ def test_picture_commands_untrusted(cli: Cli, ws: Workspace) -> None:
     assert "NP902" in html and "NP905" in html and "untrusted" in html
     assert ws.ran() == []
     # The control: the same picture, trusted, unpickles the model as the config asks.
-    code, _, err = cli("filters", "model_state_dict.pth", "-o", "a.png")
+    code, _, err = cli("filters", "pickled/model_state_dict.pth", "-o", "a.png")
     assert "NP902" not in err
     assert ws.unpickled.exists()
 
