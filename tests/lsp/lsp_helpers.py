@@ -6,7 +6,7 @@ an editor-buffer model, and a WorkspaceEdit applier that uses pygls' document mo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,10 +66,12 @@ class Recorder:
                 future.set_result(params)
         self.message_waiters.clear()
 
-    async def next_message(self) -> types.ShowMessageParams:
+    def next_message(self) -> Awaitable[types.ShowMessageParams]:
+        """The next window/showMessage after this call (not after the await: a message sent
+        while the test waits on something else must not be missed)."""
         future: asyncio.Future[types.ShowMessageParams] = asyncio.get_running_loop().create_future()
         self.message_waiters.append(future)
-        return await asyncio.wait_for(future, TIMEOUT_S)
+        return asyncio.wait_for(future, TIMEOUT_S)
 
 
 def make_client() -> LanguageClient:
