@@ -208,14 +208,28 @@ def test_probe_memory_is_bounded_by_the_sub_batch() -> None:
     assert large < small + 8 * 2**20, (small / 2**20, large / 2**20)
 
 
-def test_second_checkpoint_reuses_the_architecture_with_its_own_weights(tmp_path: Path) -> None:
-    entry = ZooEntry("cnn", SmallCNN, (1, 8, 8))
+SECOND_CHECKPOINT = [e for e in EXPORTABLE if e.name in ("small_cnn", "mlp", "lstm", "transformer")]
+
+
+@pytest.mark.parametrize("entry", SECOND_CHECKPOINT, ids=lambda e: e.name)
+def test_second_checkpoint_reuses_the_architecture_with_its_own_weights(
+    entry: ZooEntry, tmp_path: Path
+) -> None:
+    """A convolutional graph gets a session per checkpoint with its weights bound; any other
+    graph one session per architecture with the weights fed as inputs: either way the second
+    checkpoint's statistics are its own (eager hooks on it agree), not the first's."""
+    from nnprobe.probe import runner
+
     first, second = entry.build(seed=0), entry.build(seed=1)
     x = entry.inputs(24).numpy()
     options = ProbeOptions(cache_dir=tmp_path, sub_batch=16)
     a = probe_module(first, x, display_path="a.pt", options=options)
     b = probe_module(second, x, display_path="b.pt", options=options)
     assert b.cache_hit and b.backend == "onnxruntime"
+    key = export_module(second, torch.from_numpy(x[:3]), cache_dir=tmp_path).key
+    [arch] = [v for k, v in runner._ARCHITECTURES.items() if k[0] == key]
+    assert (arch.fed is None) == (entry.name == "small_cnn"), entry.name
+    assert len(arch._shared) == (0 if arch.fed is None else 1)
     eager = probe_module(
         second, x, display_path="b.pt", options=ProbeOptions(force_eager=True, sub_batch=16)
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nnprobe.inspectors.activation_context import ValueSummary
@@ -58,7 +58,9 @@ class ProbeSession:
 
     `weights` (name -> array) are handed to ONNX Runtime as in-memory initializers for a `model`
     whose initializers of those names are external placeholders (see `external_weights`): the
-    graph is then planned and serialised once per architecture, not per checkpoint."""
+    graph is then planned and serialised once per architecture, not per checkpoint. With a
+    `shared` session (one per architecture whose weights are graph inputs, see Architecture),
+    no session is created: the weights go in with every run as `feeds`."""
 
     def __init__(
         self,
@@ -70,11 +72,19 @@ class ProbeSession:
         plan: ReductionPlan | None = None,
         serialized: bytes | None = None,
         weights: Mapping[str, Any] | None = None,
+        shared: onnxruntime.InferenceSession | None = None,
     ) -> None:
+        import numpy as np
+
         self.model, self.graph, self.level, self.threads = model, graph, level, threads
         self.plan: ReductionPlan = plan or plan_reductions(model, graph)
         self.weights = dict(weights or {})
-        self.session = self._create(serialized or self.plan.model.SerializeToString())
+        self.feeds: dict[str, Any] = {}
+        if shared is not None:
+            self.session = shared
+            self.feeds = {k: np.ascontiguousarray(v) for k, v in self.weights.items()}
+        else:
+            self.session = self._create(serialized or self.plan.model.SerializeToString())
         self._whole: onnxruntime.InferenceSession | None = None
 
     def _create(self, serialized: bytes) -> onnxruntime.InferenceSession:
@@ -104,19 +114,43 @@ def make_session(
     return ProbeSession(model, graph, level, threads)
 
 
+# Ops whose run time depends on ONNX Runtime seeing their weights as constants when the session is
+# created (prepacked NCHWc convolution weights, BatchNorm folded into Conv): bench/probe_bench.py
+# measured a ResNet-18 23-40% slower per run with its weights fed as inputs, while MLP, LSTM and
+# transformer graphs ran as fast either way.
+_BIND_AT_CREATION = frozenset({"Conv", "ConvTranspose"})
+
+
 @dataclass
 class Architecture:
     """What probing one exported architecture needs before any weights: its tracked values, the
-    reduction plan and the serialised graph with external weight placeholders."""
+    reduction plan and the serialised graph with external weight placeholders.
+
+    A graph without convolutions also keeps one ONNX Runtime session per level whose weights are
+    graph inputs (`fed`): a later checkpoint then creates no session at all, which was half of
+    a transformer's second-checkpoint time. Convolutional graphs create a session per checkpoint
+    with the weights bound as initializers, so ONNX Runtime can prepack and fold them."""
 
     model: onnx.ModelProto
     graph: LayerGraph
     plan: ReductionPlan
     serialized: bytes
+    fed: bytes | None = None
+    _shared: dict[tuple[str, int], onnxruntime.InferenceSession] = field(default_factory=dict)
 
     def session(
         self, weights: Mapping[str, Any], level: str = DEFAULT_OPT_LEVEL, threads: int = 0
     ) -> ProbeSession:
+        shared = None
+        if self.fed is not None:
+            shared = self._shared.get((level, threads))
+            if shared is None:
+                import onnxruntime as ort
+
+                shared = ort.InferenceSession(
+                    self.fed, session_options(level, threads), providers=["CPUExecutionProvider"]
+                )
+                self._shared[(level, threads)] = shared
         return ProbeSession(
             self.model,
             self.graph,
@@ -125,6 +159,7 @@ class Architecture:
             plan=self.plan,
             serialized=self.serialized,
             weights=weights,
+            shared=shared,
         )
 
 
@@ -149,7 +184,10 @@ def architecture(
     placeholder = external_weights(model, weight_names)
     graph = build_graph(placeholder, module_names, module_kinds)
     plan = plan_reductions(placeholder, graph)
-    built = Architecture(placeholder, graph, plan, plan.model.SerializeToString())
+    fed = None
+    if weight_names and not any(n.op_type in _BIND_AT_CREATION for n in model.graph.node):
+        fed = weights_as_inputs(plan.model, weight_names).SerializeToString()
+    built = Architecture(placeholder, graph, plan, plan.model.SerializeToString(), fed)
     _ARCHITECTURES[cache_key] = built
     while len(_ARCHITECTURES) > _KEPT_ARCHITECTURES:
         _ARCHITECTURES.popitem(last=False)
@@ -174,6 +212,27 @@ def external_weights(model: onnx.ModelProto, names: Collection[str]) -> onnx.Mod
         tensor.data_location = onnx_lib.TensorProto.EXTERNAL
         entry = tensor.external_data.add()
         entry.key, entry.value = "location", "nnprobe-in-memory-weights"
+    return copy
+
+
+def weights_as_inputs(model: onnx.ModelProto, names: Collection[str]) -> onnx.ModelProto:
+    """A copy of `model` whose initializers named in `names` are graph inputs instead (fed with
+    every run, so one session serves every checkpoint of the architecture)."""
+    import onnx as onnx_lib
+
+    copy = onnx_lib.ModelProto()
+    copy.CopyFrom(model)
+    wanted = set(names)
+    kept = []
+    for tensor in copy.graph.initializer:
+        if tensor.name in wanted:
+            copy.graph.input.append(
+                onnx_lib.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims)
+            )
+        else:
+            kept.append(tensor)
+    del copy.graph.initializer[:]
+    copy.graph.initializer.extend(kept)
     return copy
 
 
@@ -248,7 +307,7 @@ def _run_reduced(
     import numpy as np
 
     plan, graph = session.plan, session.graph
-    feeds = {graph.input_name: feed, **bounds}
+    feeds = {graph.input_name: feed, **bounds, **session.feeds}
     images: dict[str, Any] = {}
     for name, (h, w) in plan.image_inputs.items():
         if image is None:
