@@ -271,11 +271,16 @@ def test_graph_older_than_opset_13_is_measured_whole(tmp_path: Path) -> None:
         assert_same_statistics(by_module[(e.module, e.kind)], e, "opset 11")
 
 
-def test_non_finite_through_a_reused_architecture_equals_eager(tmp_path: Path) -> None:
-    entry = ZooEntry("cnn", SmallCNN, (1, 8, 8))
+@pytest.mark.parametrize(
+    "entry", [e for e in EXPORTABLE if e.name in ("small_cnn", "mlp")], ids=lambda e: e.name
+)
+def test_non_finite_through_a_reused_architecture_equals_eager(
+    entry: ZooEntry, tmp_path: Path
+) -> None:
+    """Bound weights (the CNN) and weights fed to a shared session (the MLP) alike."""
     model = entry.build()
     x = entry.inputs(40).numpy()
-    x[25, 0, 2, 2] = np.nan
+    x.reshape(len(x), -1)[25, 5] = np.nan
     options = ProbeOptions(cache_dir=tmp_path, sub_batch=16)
     probe_module(model, x[:16], display_path="m.pt", options=options)  # the architecture, cached
     got = probe_module(model, x, display_path="m.pt", options=options)
