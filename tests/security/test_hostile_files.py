@@ -13,7 +13,6 @@ import json
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,13 +67,6 @@ def test_cli_refuses_hostile_file(
         assert name in finding["message"], (name, finding["message"])
     assert result.returncode == (1 if finding["severity"] == "error" else 0)
     assert not sentinel.exists()
-
-
-@pytest.fixture(scope="module")
-def worker() -> Iterator[WorkerClient]:
-    client = WorkerClient()
-    yield client
-    client.close()
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])

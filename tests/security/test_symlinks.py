@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,13 +76,6 @@ def test_a_link_named_on_the_command_line_is_followed(layout: tuple[Path, Path])
     findings = _inspect(workspace, "runs/linked.pt")
     assert [f["code"] for f in findings] == ["NP902"], findings
     assert not sentinel.exists()
-
-
-@pytest.fixture(scope="module")
-def worker() -> Iterator[WorkerClient]:
-    client = WorkerClient()
-    yield client
-    client.close()
 
 
 def test_worker_probe_refuses_links_out(layout: tuple[Path, Path], worker: WorkerClient) -> None:
