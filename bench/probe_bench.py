@@ -212,13 +212,20 @@ def median(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(_timed(fn) for _ in range(repeat))
 
 
-def interleaved(fns: list[Callable[[], object]], repeat: int) -> list[float]:
-    """Median time of each function, run in turn `repeat` times (after one warm-up each)."""
+def interleaved(fns: list[Callable[[], object]], repeat: int, settle: bool = False) -> list[float]:
+    """Median time of each function, run in turn `repeat` times (after one warm-up each).
+
+    `settle`: each timed call follows an untimed call of the same function, so no engine is
+    timed while the previous one's threads still hold the CPUs: torch's OpenMP threads spin
+    after a forward, and an ONNX Runtime probe timed right after eager hooks ran 1.27x slower
+    on the LSTM (26.0 vs 20.5 ms on 2 CPUs; 20.8 vs 20.5 with OMP_WAIT_POLICY=PASSIVE)."""
     for fn in fns:
         fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
         for i, fn in enumerate(fns):
+            if settle:
+                fn()
             times[i].append(_timed(fn))
     return [statistics.median(t) for t in times]
 
@@ -404,6 +411,7 @@ def bench_model(
             lambda: run_probe(session, graph, probe),
         ],
         repeat,
+        settle=True,
     )
 
     pairs, before = first_and_second(model, factory, probe, repeat)

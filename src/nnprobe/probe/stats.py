@@ -248,7 +248,7 @@ class ValueStats:
         units = 0
         if self.unit_max is not None:
             units = int(self.unit_max.shape[0])
-            unit_max = tuple(float(v) for v in self.unit_max)
+            unit_max = tuple(self.unit_max.astype(float).tolist())  # 10x a float() per unit
         entries = self.n + self.nan + self.inf
         active = self.positive / entries if self.per_unit and entries else None
         saturated = beyond = None
