@@ -138,6 +138,49 @@ async def test_code_lens_above_the_probed_class(client: LanguageClient, workspac
     assert list(commands["Inspect"].arguments or []) == [checkpoint]
 
 
+def dead_lines(diagnostics: list[types.Diagnostic]) -> list[int]:
+    return [d.range.start.line for d in diagnostics if d.code == "NP301"]
+
+
+async def hover_text(client: LanguageClient, uri: str, line: int) -> str:
+    hover = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=12),
+        )
+    )
+    return "" if hover is None else str(getattr(hover.contents, "value", hover.contents))
+
+
+async def lens_lines(client: LanguageClient, uri: str) -> set[int]:
+    lenses = await client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    return {lens.range.start.line for lens in lenses or []}
+
+
+async def test_runtime_positions_follow_lines_inserted_and_deleted_above_the_model(
+    client: LanguageClient, workspace: Path
+) -> None:
+    document = Document(client, workspace / "train.py", TRAIN + "\n")
+    document.version = 2  # opened and changed once by the test above
+    lines = document.text.splitlines(keepends=True)
+    above = ["# one\n", "# two\n", "# three\n"]
+    document.change("".join([*lines[:CLASS_LINE], *above, *lines[CLASS_LINE:]]))
+    moved = await document.diagnostics(lambda p: "NP120" in codes(p))
+    assert dead_lines(moved) == [FC1_LINE + 3]
+    assert "`fc1`" in await hover_text(client, document.uri, FC1_LINE + 3)
+    assert "`fc1`" not in await hover_text(client, document.uri, FC1_LINE)
+    assert await lens_lines(client, document.uri) == {CLASS_LINE + 3}
+
+    document.change(TRAIN + "\n")
+    back = await document.diagnostics(lambda p: "NP120" in codes(p))
+    assert dead_lines(back) == [FC1_LINE]
+    assert "| dead units | 50% |" in await hover_text(client, document.uri, FC1_LINE)
+    assert "`fc1`" not in await hover_text(client, document.uri, FC1_LINE + 3)
+    assert await lens_lines(client, document.uri) == {CLASS_LINE}
+
+
 async def test_progress_begins_reports_and_ends(client: LanguageClient) -> None:
     titles = {}
     for reports in client.progress_reports.values():

@@ -14,6 +14,8 @@ API for components that produce diagnostics out of process (the runtime worker):
     server.settings_listeners    # callbacks (old, new) after every settings change
     server.watched_file_listeners  # callbacks (list[FileEvent]) on workspace/didChangeWatchedFiles
     server.runtime_commands      # command id -> async (server, args) -> payload (features/commands)
+    server.line_followers        # callbacks (uri, line_map) after an edit of an open document;
+                                 # line_map() builds the LineMap (line_map.py) on first call
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from nnprobe.core.finding import Finding
 from nnprobe.server import logs
 from nnprobe.server.configs import ConfigResolver
 from nnprobe.server.convert import to_diagnostics
+from nnprobe.server.line_map import LineMap
 from nnprobe.server.positions import UTF16
 from nnprobe.server.protocol import ServerProtocol
 from nnprobe.server.settings import Settings
@@ -43,6 +46,7 @@ log = logging.getLogger("nnprobe.server")
 
 SettingsListener = Callable[[Settings, Settings], None]
 WatchedFilesListener = Callable[[Sequence[types.FileEvent]], None]
+LineFollower = Callable[[str, Callable[[], LineMap]], None]
 RuntimeCommand = Callable[["NnprobeServer", tuple[Any, ...]], Awaitable[dict[str, Any]]]
 
 
@@ -64,6 +68,7 @@ class NnprobeServer(LanguageServer):
         self.settings_listeners: list[SettingsListener] = []
         self.watched_file_listeners: list[WatchedFilesListener] = []
         self.runtime_commands: dict[str, RuntimeCommand] = {}
+        self.line_followers: list[LineFollower] = []
         # Set once the first settings are in: linting waits for it, so a document opened while
         # the client is still answering workspace/configuration is linted once, with them.
         self.ready = asyncio.Event()

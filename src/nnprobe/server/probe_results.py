@@ -8,7 +8,7 @@ Plain data and formatting only (no protocol types), so the wording is unit-testa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,19 @@ class ProbeRecord:
             if start <= line <= end and m in self.modules
         ]
         return max(found, key=lambda m: (m.count("."), len(m))) if found else None
+
+    def shift_lines(self, line_of: Callable[[int], int]) -> bool:
+        """Follow an edit of the script: `line_of` maps a 0-based old line to its new line.
+        True when the model's line (where its code lens sits) moved."""
+        self.module_lines = {
+            m: (line_of(start - 1) + 1, line_of(end - 1) + 1)
+            for m, (start, end) in self.module_lines.items()
+        }
+        if not self.model or "line" not in self.model:
+            return False
+        old = int(self.model["line"])
+        self.model = {**self.model, "line": line_of(old - 1) + 1}
+        return bool(self.model["line"] != old)
 
     def worst_dead(self) -> tuple[str, float] | None:
         dead = [(m, s["dead_fraction"]) for m, s in self.modules.items() if "dead_fraction" in s]

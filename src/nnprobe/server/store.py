@@ -9,8 +9,9 @@ ever replaces its own entry; `publish(uri)` sends the union.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import attrs
 from lsprotocol import types
 
 STATIC = "static"
@@ -29,6 +30,7 @@ class DiagnosticStore:
     def __init__(self, send: Callable[[types.PublishDiagnosticsParams], None]) -> None:
         self._send = send
         self._entries: dict[str, dict[str, Entry]] = {}
+        self._unsent: set[str] = set()  # URIs whose diagnostics moved since their last publish
 
     def replace(
         self,
@@ -56,6 +58,29 @@ class DiagnosticStore:
             if publish:
                 self.publish(each)
 
+    def shift(self, uri: str, line_of: Callable[[int], int], *, publish: bool = True) -> bool:
+        """Move every non-static diagnostic on `uri` to the line `line_of` gives its old line
+        (the static lint recomputes its own); True when one moved. Unpublished moves are sent
+        by `publish` or `flush`."""
+        moved = False
+        for source, entry in self._entries.get(uri, {}).items():
+            if source == STATIC:
+                continue
+            shifted = tuple(_moved(d, line_of) for d in entry.diagnostics)
+            if shifted != entry.diagnostics:
+                moved = True
+                self._entries[uri][source] = replace(entry, diagnostics=shifted)
+        if moved:
+            self._unsent.add(uri)
+            if publish:
+                self.publish(uri)
+        return moved
+
+    def flush(self, uri: str) -> None:
+        """Publish `uri` if its diagnostics moved since it was last published."""
+        if uri in self._unsent:
+            self.publish(uri)
+
     def entries(self, uri: str) -> dict[str, Entry]:
         return dict(self._entries.get(uri, {}))
 
@@ -73,6 +98,7 @@ class DiagnosticStore:
 
     def publish(self, uri: str) -> None:
         """Send the union of every source's diagnostics on `uri` (an empty list clears them)."""
+        self._unsent.discard(uri)
         versions = [e.version for e in self._entries.get(uri, {}).values() if e.version is not None]
         self._send(
             types.PublishDiagnosticsParams(
@@ -81,6 +107,17 @@ class DiagnosticStore:
                 version=max(versions) if versions else None,
             )
         )
+
+
+def _moved(diagnostic: types.Diagnostic, line_of: Callable[[int], int]) -> types.Diagnostic:
+    start, end = diagnostic.range.start, diagnostic.range.end
+    new_start = types.Position(line=line_of(start.line), character=start.character)
+    new_end = types.Position(line=line_of(end.line), character=end.character)
+    if (new_end.line, new_end.character) < (new_start.line, new_start.character):
+        new_end = new_start  # both ends fell into one replaced line
+    if new_start == start and new_end == end:
+        return diagnostic
+    return attrs.evolve(diagnostic, range=types.Range(start=new_start, end=new_end))
 
 
 def _source_order(item: tuple[str, Entry]) -> tuple[int, str]:

@@ -5,11 +5,17 @@ analysed.
 Checks run in one child process (lint_process.py says why); a newer edit cancels the pending run of
 the same document, and a run already under way finishes but its result is dropped. If the child
 dies, the next check starts a new one.
+
+Diagnostics of other producers (runtime findings copied onto the script) were placed on an older
+text: each edit moves them as an editor moves its markers (line_map.py), and the lint's publish
+after the pause sends them moved; a lint that publishes nothing (cancelled by close, failed, not a
+script) sends them when its run ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +26,7 @@ from lsprotocol import types
 from nnprobe.server import lint_process
 from nnprobe.server.configs import is_config_file
 from nnprobe.server.convert import to_diagnostics
+from nnprobe.server.line_map import LineMap
 from nnprobe.server.store import STATIC
 
 if TYPE_CHECKING:
@@ -103,6 +110,8 @@ class StaticLinter:
     def _forget(self, uri: str, task: asyncio.Task[None]) -> None:
         if self._pending.get(uri) is task:
             del self._pending[uri]
+        if uri not in self._pending:  # no newer run will publish what edits moved
+            self.server.store.flush(uri)
         if not task.cancelled() and task.exception() is not None:
             log.error("linting %s failed", uri, exc_info=task.exception())
 
@@ -135,13 +144,51 @@ class StaticLinter:
         self.server.store.replace(STATIC, uri, diagnostics, version)
 
 
+class EditFollower:
+    """The text each open document had before its last change, to tell where its lines went."""
+
+    def __init__(self, server: NnprobeServer) -> None:
+        self.server = server
+        self._texts: dict[str, str] = {}  # the buffer's own string: no copy is kept
+
+    def opened(self, uri: str, text: str) -> None:
+        self._texts[uri] = text
+
+    def closed(self, uri: str) -> None:
+        self._texts.pop(uri, None)
+
+    def changed(self, uri: str) -> None:
+        """Move the other producers' diagnostics (published by the lint's next publish) and
+        tell the line followers."""
+        document = self.server.open_document(uri)
+        if document is None:
+            return
+        new = document.source
+        old = self._texts.get(uri)
+        self._texts[uri] = new
+        if old is None or old == new:
+            return
+        line_map = functools.cache(lambda: LineMap(old, new))
+        if set(self.server.store.entries(uri)) - {STATIC} and not line_map().identity:
+            self.server.store.shift(uri, line_map(), publish=False)
+        for follower in self.server.line_followers:
+            try:
+                follower(uri, line_map)
+            except Exception:
+                log.exception("a line follower failed")
+
+
 def register(server: NnprobeServer) -> None:
+    edits = EditFollower(server)
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: NnprobeServer, params: types.DidOpenTextDocumentParams) -> None:
+        edits.opened(params.text_document.uri, params.text_document.text)
         ls.linter.schedule(params.text_document.uri, 0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: NnprobeServer, params: types.DidChangeTextDocumentParams) -> None:
+        edits.changed(params.text_document.uri)
         ls.linter.schedule(params.text_document.uri, ls.settings.debounce)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
@@ -162,6 +209,7 @@ def register(server: NnprobeServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: NnprobeServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
+        edits.closed(uri)
         ls.linter.cancel(uri)
         if STATIC in ls.store.entries(uri):
             ls.store.clear(STATIC, uri)

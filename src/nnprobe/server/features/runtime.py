@@ -19,9 +19,10 @@ Scheduling, in the order a training run writes files:
 
 Diagnostics are stored under "nnprobe.runtime" on the checkpoint and under
 "nnprobe.runtime:<folder>" on the script, so static, log and runtime results never erase each
-other, and the script shows the newest checkpoint of each run folder. Untrusted workspaces get the
-weight rules (and ONNX probes) only: the worker never imports workspace code nor unpickles, and the
-user is told once why probes are missing.
+other, and the script shows the newest checkpoint of each run folder. Edits of the script move
+those copies and the records' layer lines (hover, code lens) with the text until the next probe.
+Untrusted workspaces get the weight rules (and ONNX probes) only: the worker never imports
+workspace code nor unpickles, and the user is told once why probes are missing.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from nnprobe.server import checkpoint_watch, payloads
 # A runtime import: pygls resolves command handlers' annotations to convert their arguments.
 from nnprobe.server.app import NnprobeServer  # noqa: E402  (after register_key's users)
 from nnprobe.server.features.commands import INSPECT, uri_argument
+from nnprobe.server.line_map import LineMap
 from nnprobe.server.probe_results import ProbeRecord, hover_markdown, lens_title, newest_for
 from nnprobe.server.probe_worker import ProbeWorker, WorkerError
 from nnprobe.server.settings import Settings, register_key
@@ -417,6 +419,15 @@ class RuntimeProbes:
         if lens is not None and lens.refresh_support:
             self.server.workspace_code_lens_refresh(None)
 
+    def follow_edit(self, uri: str, line_map: Callable[[], LineMap]) -> None:
+        """Move the layer lines of the probes shown on `uri` with an edit of it."""
+        records = self.record_for(uri)
+        if not records or line_map().identity:
+            return
+        moved = [record.shift_lines(line_map()) for record in records]
+        if any(moved):
+            self._refresh_lenses()
+
     # ---- what the editor asks
 
     def record_for(self, uri: str) -> list[ProbeRecord]:
@@ -586,6 +597,7 @@ def register(server: NnprobeServer) -> None:
     probes = RuntimeProbes(server)
     server.settings_listeners.append(probes.on_settings)
     server.watched_file_listeners.append(probes.on_files)
+    server.line_followers.append(probes.follow_edit)
 
     async def inspect_command(ls: NnprobeServer, args: tuple[Any, ...]) -> dict[str, Any]:
         """`nnprobe.inspect` on a checkpoint: run the inspection now, answer its findings."""
