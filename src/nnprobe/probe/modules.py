@@ -5,31 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-_KINDS = {
-    "Linear": "linear",
-    "Bilinear": "linear",
-    "LazyLinear": "linear",
-    "Conv1d": "conv",
-    "Conv2d": "conv",
-    "Conv3d": "conv",
-    "LazyConv1d": "conv",
-    "LazyConv2d": "conv",
-    "LazyConv3d": "conv",
-    "ConvTranspose1d": "conv_transpose",
-    "ConvTranspose2d": "conv_transpose",
-    "ConvTranspose3d": "conv_transpose",
-    "BatchNorm1d": "norm",
-    "BatchNorm2d": "norm",
-    "BatchNorm3d": "norm",
-    "LayerNorm": "norm",
-    "GroupNorm": "norm",
-    "InstanceNorm1d": "norm",
-    "InstanceNorm2d": "norm",
-    "InstanceNorm3d": "norm",
-    "RMSNorm": "norm",
-    "LSTM": "recurrent",
-    "GRU": "recurrent",
-    "RNN": "recurrent",
+from nnprobe.probe.layers import MODULE_KINDS
+
+# The probe's kinds are coarser than the weight rules' (one "norm", one "recurrent"), for the
+# same torch.nn classes; recurrent cells step one input at a time and are not probed as layers.
+_COARSE = {
+    "linear": "linear",
+    "conv": "conv",
+    "conv_transpose": "conv_transpose",
+    "batchnorm": "norm",
+    "layernorm": "norm",
+    "norm": "norm",
+    "lstm": "recurrent",
+    "gru": "recurrent",
+    "rnn": "recurrent",
+}
+_ACTIVATIONS = {
     "ReLU": "relu",
     "ReLU6": "relu",
     "LeakyReLU": "leaky_relu",
@@ -47,6 +38,11 @@ _KINDS = {
     "SiLU": "silu",
     "Mish": "mish",
 }
+_KINDS = {
+    cls: _COARSE[kind]
+    for cls, kind in MODULE_KINDS.items()
+    if kind in _COARSE and not cls.endswith("Cell")
+} | _ACTIVATIONS
 
 
 def module_kind(module: Any) -> str | None:
