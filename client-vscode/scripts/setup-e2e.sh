@@ -4,7 +4,8 @@
 # repository, keyed by its version and by this script's own content, so only the first run pays the
 # minutes it takes to build and any change to this set-up installs from nothing again.
 # Prints the code-server install folder on its last line; exits 3 when this machine cannot run it.
-# `setup-e2e.sh --print-env` prints the environment the inner installs run with, and stops.
+# `setup-e2e.sh --print-env` prints the cache folder it would install into and the environment the
+# inner installs run with, and stops (tests/test_setup_e2e.py runs it under `npm run`).
 set -euo pipefail
 
 CODE_SERVER_VERSION=4.139.1
@@ -42,6 +43,7 @@ outer_npm_unset() {
 outer_npm_unset
 
 if [ "${1:-}" = --print-env ]; then
+    echo "CODE_SERVER_PREFIX=$PREFIX"
     env
     exit 0
 fi
