@@ -35,7 +35,7 @@ import nnprobe
 from nnprobe.core.finding import Finding
 from nnprobe.server import logs
 from nnprobe.server.configs import ConfigResolver
-from nnprobe.server.convert import to_diagnostics
+from nnprobe.server.convert import disk_index, to_diagnostics
 from nnprobe.server.line_map import LineMap
 from nnprobe.server.positions import UTF16
 from nnprobe.server.protocol import ServerProtocol
@@ -167,21 +167,21 @@ class NnprobeServer(LanguageServer):
     ) -> None:
         """Replace `source`'s diagnostics on `uri` with `findings` and publish the merge.
 
-        Positions are converted against `text`, else the open buffer, else the file on disk;
-        give `version` only when the findings were computed on that buffer version (it lets
-        their fixes be offered). Call from the event loop thread.
+        Positions are converted against `text`, else the open buffer, else the file on disk
+        (only the lines the findings name: convert.disk_index); give `version` only when the
+        findings were computed on that buffer version (it lets their fixes be offered). Call
+        from the event loop thread.
         """
         if text is None:
             document = self.open_document(uri)
             if document is not None:
                 text = document.source
-            else:
-                path = self.path_of(uri)
-                try:
-                    text = path.read_text(encoding="utf-8", errors="replace") if path else ""
-                except OSError:
-                    text = ""
-        diagnostics = to_diagnostics(list(findings), text, self.position_encoding)
+        if text is None:
+            roots = [self.root] if self.root is not None else None
+            index = disk_index(self.path_of(uri), findings, self.position_encoding, roots)
+            diagnostics = to_diagnostics(list(findings), index, self.position_encoding)
+        else:
+            diagnostics = to_diagnostics(list(findings), text, self.position_encoding)
         self.store.replace(source, uri, diagnostics, version)
 
     def clear_findings(self, source: str, uri: str | None = None) -> None:

@@ -8,16 +8,25 @@ runtime worker later) gets quick fixes by filling it the same way:
              "edits": [{"range": <LSP Range>, "newText": "logits"}]}}
 
 "fix" is there only when the finding has one.
+
+Findings on a file the editor does not have open are converted against the file on disk, read
+as little as possible (`disk_index`): not at all when there is nothing to publish or the file is
+a binary format (checkpoints, ONNX, TensorBoard records: everything on line 0), else streamed up
+to the last line a finding names through the guarded opener (regular files in the workspace).
 """
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 
 from nnprobe.core.finding import Confidence, Edit, Finding, Fix, Range, Severity
-from nnprobe.server.positions import LineIndex
+from nnprobe.core.reading import LIMITS, Unreadable
+from nnprobe.server.positions import AtStart, FileLines, LineIndex, wanted_lines
 
 SOURCE = "nnprobe"
 
@@ -94,9 +103,45 @@ def to_diagnostic(finding: Finding, index: LineIndex) -> types.Diagnostic:
     )
 
 
-def to_diagnostics(findings: list[Finding], text: str, encoding: str) -> list[types.Diagnostic]:
-    index = LineIndex(text, encoding)
+def to_diagnostics(
+    findings: list[Finding], text: str | LineIndex, encoding: str
+) -> list[types.Diagnostic]:
+    index = text if isinstance(text, LineIndex) else LineIndex(text, encoding)
     return [to_diagnostic(finding, index) for finding in findings]
+
+
+def has_lines(path: Path) -> bool:
+    """False for the binary formats findings land on (positions there are line 0)."""
+    from nnprobe.inspectors.checkpoint import CHECKPOINT_SUFFIXES
+    from nnprobe.inspectors.training_logs import LOG_NAMES
+
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        return False
+    return not any(fnmatch.fnmatch(path.name, pattern) for pattern in LOG_NAMES)
+
+
+# The most of a text file read to place findings: the largest text kind the server publishes on.
+SCAN_LIMIT = max(LIMITS["script"], LIMITS["notebook"], LIMITS["log"])
+
+
+def disk_index(
+    path: Path | None,
+    findings: Sequence[Finding],
+    encoding: str,
+    roots: Iterable[Path] | None = None,
+) -> LineIndex:
+    """A LineIndex for `findings` on the file at `path`, reading only what they need; a file
+    that cannot be read (a FIFO, a device, a link out of `roots`) puts them on line 0."""
+    if path is None or not findings or not has_lines(path):
+        return AtStart(encoding)
+    ranges = [finding.range for finding in findings]
+    for finding in findings:
+        if finding.fix is not None:
+            ranges.extend(edit.range for edit in finding.fix.edits)
+    try:
+        return FileLines(path, wanted_lines(ranges), encoding, limit=SCAN_LIMIT, roots=roots)
+    except (Unreadable, OSError):
+        return AtStart(encoding)
 
 
 def text_edits(data: Any) -> list[types.TextEdit] | None:
