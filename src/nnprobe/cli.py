@@ -28,8 +28,8 @@ from nnprobe.core.config import (
     split_factory,
 )
 from nnprobe.core.docs import render_rule_page
-from nnprobe.core.engine import Report, inspect_paths
-from nnprobe.core.finding import Severity
+from nnprobe.core.engine import Report, finalize, inspect_paths, internal_finding
+from nnprobe.core.finding import Finding, Severity
 from nnprobe.core.registry import all_rules, expand, get_rule
 from nnprobe.core.rule import docs_url
 from nnprobe.report import FORMATS, RenderOptions, render
@@ -283,7 +283,7 @@ def _selectors(values: list[str] | None, flag: str) -> list[str] | None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    config = load_config(Path(args.config)) if args.config else load_config(start=Path.cwd())
+    config = _load(args)
     config = config.with_overrides(
         select=_selectors(args.select, "--select"),
         extend_select=_selectors(args.extend_select, "--extend-select"),
@@ -292,6 +292,24 @@ def _config(args: argparse.Namespace) -> Config:
     if getattr(args, "allow_pickle", False):
         config.allow_pickle = True
     return config
+
+
+def _load(args: argparse.Namespace) -> Config:
+    """The named config, or the one found above the cwd (read only within the cwd or its own
+    folder when it is a link: see core.config)."""
+    if args.config:
+        return load_config(Path(args.config))
+    return load_config(start=Path.cwd(), roots=[Path.cwd()])
+
+
+def _config_problems(config: Config) -> list[Finding]:
+    """NP901 on each settings file that was found but not obeyed."""
+    findings = []
+    for path, message in config.problems:
+        display = os.path.relpath(path) if path.is_absolute() else str(path)
+        finding = internal_finding("NP901", Path(display).as_posix(), message, config)
+        findings.extend(finalize([finding], config, path))
+    return findings
 
 
 def _use_color(args: argparse.Namespace, stream: TextIO) -> bool:
@@ -309,6 +327,7 @@ def _inspect(args: argparse.Namespace) -> int:
     config = _probe_config(_config(args), args)
     with trust.guard(config.trusted):
         report = inspect_paths(args.paths, config)
+    report.findings[:0] = _config_problems(config)
     options = RenderOptions(
         color=_use_color(args, sys.stdout),
         show_fixes=args.show_fixes,
@@ -391,7 +410,9 @@ def _curves(args: argparse.Namespace) -> int:
     from nnprobe.logs.curves import curves_png
     from nnprobe.logs.reader import NotALog
 
-    config = load_config(Path(args.config)) if args.config else load_config(start=Path.cwd())
+    config = _load(args)
+    for _, message in config.problems:
+        print(f"nnprobe: warning: {message}", file=sys.stderr)
     try:
         png, _ = curves_png(Path(args.log), config)
     except (NotALog, OSError, ImportError) as exc:

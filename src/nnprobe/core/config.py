@@ -1,18 +1,23 @@
 """Settings from `[tool.nnprobe]` in pyproject.toml or from nnprobe.toml, validated up front.
 
 Every mistake a user can make in the file becomes a ConfigError whose message names the key and the
-file, never a traceback.
+file, never a traceback. A settings file that was found rather than named and that nnprobe will not
+read (a symbolic link out of the workspace, not a regular file, over LIMITS["config"], nested past
+what the TOML parser can follow) is not obeyed: the defaults are used and the refusal is kept in
+`Config.problems`, which the front doors report (NP901 in `inspect`, a warning in the editor).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from nnprobe.core import reading
 from nnprobe.core.finding import Severity
 from nnprobe.core.registry import all_rules, expand, get_rule
 
@@ -40,6 +45,10 @@ DEFAULT_PROBE_TIMEOUT = 120.0
 
 class ConfigError(Exception):
     """A user mistake in settings; the message is meant to be shown as is."""
+
+
+class ConfigRefused(ConfigError):
+    """A settings file nnprobe will not read at all (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,8 @@ class Config:
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None
+    # Settings files found but not obeyed, and why: (the file, the message for the user).
+    problems: list[tuple[Path, str]] = field(default_factory=list)
 
     @classmethod
     def default(cls, root: Path | None = None) -> Config:
@@ -162,40 +173,84 @@ def _glob_match(rel: str, pattern: str) -> bool:
     return fnmatch.fnmatch(rel, "*/" + pattern) or fnmatch.fnmatch(rel, "*/" + pattern + "/*")
 
 
-def find_config(start: Path) -> Path | None:
-    """The nearest nnprobe.toml, or pyproject.toml with [tool.nnprobe], at or above start."""
+def find_config(start: Path, roots: Iterable[Path] = ()) -> Path | None:
+    """The nearest nnprobe.toml, or pyproject.toml with [tool.nnprobe], at or above start; also a
+    pyproject.toml nnprobe refuses to read, so that loading it reports why."""
     start = start.resolve()
     directory = start if start.is_dir() else start.parent
     for folder in (directory, *directory.parents):
         for name in CONFIG_FILES:
             candidate = folder / name
-            if not candidate.is_file():
+            if not os.path.lexists(candidate):
                 continue
             if name != "pyproject.toml":
                 return candidate
             try:
-                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-                continue
+                data = _read_toml(candidate, _config_roots(candidate, roots))
+            except ConfigRefused:
+                return candidate
+            except ConfigError:
+                continue  # a broken pyproject.toml is another tool's business
             if "nnprobe" in data.get("tool", {}):
                 return candidate
     return None
 
 
-def load_config(path: Path | None = None, start: Path | None = None) -> Config:
-    """Read `path`, or the nearest config above `start` (default: cwd); defaults when none."""
-    if path is None:
-        path = find_config(start or Path.cwd())
-        if path is None:
-            return Config.default(root=(start or Path.cwd()).resolve())
+def _config_roots(path: Path, roots: Iterable[Path]) -> list[Path]:
+    """A found settings file may be a link within its own folder or the workspace, no further."""
+    return [path.parent, *roots]
+
+
+def _read_toml(path: Path, roots: list[Path] | None) -> dict[str, Any]:
+    """The parsed file through the guarded reader; ConfigRefused when it is not read at all."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        data = reading.read_bytes(path, what="config", limit=reading.LIMITS["config"], roots=roots)
+    except reading.Unreadable as exc:
+        if not os.path.lexists(path):
+            raise ConfigError(f"{path}: no such config file") from None
+        raise ConfigRefused(exc.message) from None
+    try:
+        return tomllib.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively: a few hundred levels end
+        # in RecursionError, which no real settings file comes near.
+        raise ConfigRefused(
+            f"config {path} nests arrays or tables deeper than nnprobe's TOML parser follows "
+            "(a few hundred levels): not read"
+        ) from None
+
+
+def load_config(
+    path: Path | None = None, start: Path | None = None, roots: Iterable[Path] = ()
+) -> Config:
+    """Read `path`, or the nearest config above `start` (default: cwd); defaults when none.
+    A named `path` is read wherever a link leads, and any failure to read it is a ConfigError;
+    a found one is read as `load_found` reads it."""
+    if path is None:
+        path = find_config(start or Path.cwd(), roots)
+        if path is None:
+            return Config.default(root=(start or Path.cwd()).resolve())
+        return load_found(path, roots)
+    return _parse_file(path, _read_toml(path, None))
+
+
+def load_found(path: Path, roots: Iterable[Path] = ()) -> Config:
+    """A config that find_config found, read only if no link leads out of its folder or `roots`
+    (the workspace); one that is refused gives the defaults, with the reason in `problems`."""
+    try:
+        data = _read_toml(path, _config_roots(path, roots))
+    except ConfigRefused as exc:
+        config = Config.default(root=path.absolute().parent)
+        config.problems.append((path, f"{exc}; the default settings are used"))
+        return config
+    return _parse_file(path, data)
+
+
+def _parse_file(path: Path, data: Mapping[str, Any]) -> Config:
     if path.name == "pyproject.toml":
         table = data.get("tool", {}).get("nnprobe", {})
         prefix = "tool.nnprobe"

@@ -56,6 +56,15 @@ def link_outside(path: Path, roots: Iterable[Path]) -> Path | None:
     return escapes(path, roots)
 
 
+def roots_for(target: Target, config: Config) -> list[Path] | None:
+    """Where a symbolic link from `target` may lead for it to be read: anywhere when the user
+    named the file itself, else inside the config's root or the folder named on the command line
+    (for `open_regular`'s `roots`)."""
+    if target.follow_links:
+        return None
+    return [config.root] if target.within is None else [config.root, target.within]
+
+
 def outside_message(real: Path) -> str:
     return (
         f"a symbolic link to {real}, outside the workspace: not read. nnprobe reads model files "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import logging
 import os
 import re
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -25,7 +28,34 @@ _DOCS_URL = "https://nnprobe.dev/rules/{code}"
 
 def docs_url(code: str) -> str:
     """Where a rule's page lives; NNPROBE_DOCS_URL points it at a mirror or a local copy."""
-    return os.environ.get("NNPROBE_DOCS_URL", _DOCS_URL).format(code=code)
+    return _docs_template(os.environ.get("NNPROBE_DOCS_URL", _DOCS_URL)).format(code=code)
+
+
+@functools.lru_cache(maxsize=4)
+def _docs_template(template: str) -> str:
+    """The template when its only replacement field is a plain `{code}` (so `{`, `{0}`,
+    `{code.x}` or a `{code:>999999999}` width cannot crash or flood a run); else the default,
+    with one warning."""
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        reason = str(exc)
+    else:
+        bad = [
+            "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            for _, name, spec, conv in fields
+            if name is not None and (name, spec, conv) != ("code", "", None)
+        ]
+        if not bad:
+            return template
+        reason = f"{bad[0]} is not a plain {{code}}, the one field filled in"
+    logging.getLogger("nnprobe").warning(
+        "nnprobe: warning: NNPROBE_DOCS_URL=%r is not a usable template (%s): rule links use %s",
+        template,
+        reason,
+        _DOCS_URL,
+    )
+    return _DOCS_URL
 
 
 OptionValue = bool | int | float | str | list[str]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from nnprobe.core import reading
 from nnprobe.core.config import Config
 
 if TYPE_CHECKING:
@@ -147,12 +148,20 @@ def script_context(path: Path) -> ScriptContext | None:
         return cached[1]
     ctx: ScriptContext | None
     try:
-        text = decode(path.read_bytes())
+        text = decode(reading.read_bytes(path, what="script", limit=reading.LIMITS["script"]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
             tree = ast.parse(text, filename=str(path))
         ctx = ScriptContext(str(path), text, tree)
-    except (OSError, Unreadable, SyntaxError, ValueError, RecursionError):
+    except (
+        OSError,
+        Unreadable,
+        reading.Unreadable,
+        SyntaxError,
+        ValueError,
+        RecursionError,
+        MemoryError,
+    ):
         ctx = None
     _CONTEXTS[path] = (stamp, ctx)
     return ctx
@@ -224,7 +233,7 @@ def discover(checkpoint: Path, root: Path) -> Resolution:
     failures: list[str] = []
     for directory in dirs:
         matched: list[_Save] = []
-        for save in _saves_in(directory):
+        for save in _saves_in(directory, root):
             any_save.append(save)
             if save.pattern is not None and _path_matches(save.pattern, target, save.script):
                 matched.append(save)
@@ -290,7 +299,7 @@ def _short(path: Path) -> str:
         return str(path)
 
 
-def _saves_in(directory: Path) -> list[_Save]:
+def _saves_in(directory: Path, root: Path) -> list[_Save]:
     saves: list[_Save] = []
     try:
         scripts = sorted(p for p in directory.iterdir() if p.suffix == ".py" and p.is_file())
@@ -298,8 +307,10 @@ def _saves_in(directory: Path) -> list[_Save]:
         return saves
     for script in scripts:
         try:
-            head = script.read_bytes()
-        except OSError:
+            head = reading.read_bytes(
+                script, what="script", limit=reading.LIMITS["script"], roots=[root]
+            )
+        except reading.Unreadable:
             continue
         if b"save" not in head or b"state_dict" not in head:
             continue

@@ -7,6 +7,9 @@ selection, `extend-select` and `ignore` add to it; `severity`, `rules` (per opti
 `per-file-ignores` override per key; `exclude` adds patterns. So a team's pyproject.toml stays the
 base and a user can still silence a rule locally.
 
+A found settings file that is a link out of the workspace, not a regular file, too large or nested
+too deeply is not obeyed: the user is warned once and the defaults lint (core.config).
+
 Files are read once and cached until `invalidate()` (a config file saved or changed on disk, or
 settings changed): a keystroke never touches the file system.
 """
@@ -22,7 +25,7 @@ from nnprobe.core.config import (
     Config,
     ConfigError,
     find_config,
-    load_config,
+    load_found,
     parse_config,
 )
 from nnprobe.server.settings import SECTION
@@ -77,7 +80,7 @@ class ConfigResolver:
         if start is None:
             return None
         if start not in self._found:
-            self._found[start] = find_config(start)
+            self._found[start] = find_config(start, self._roots())
         return self._found[start]
 
     def config_for(self, path: Path | None) -> Config:
@@ -92,15 +95,22 @@ class ConfigResolver:
         if source is None:
             return Config.default(root=self.root)
         try:
-            config = load_config(source)
+            config = load_found(source, self._roots())
         except ConfigError as exc:
-            message = str(exc)
-            if message not in self._reported:
-                self._reported.add(message)
-                self._on_error(message)
+            self._report(str(exc))
             return self._last_good.get(source) or Config.default(root=source.parent)
+        for _, message in config.problems:
+            self._report(message)
         self._last_good[source] = config
         return config
+
+    def _roots(self) -> list[Path]:
+        return [self.root] if self.root is not None else []
+
+    def _report(self, message: str) -> None:
+        if message not in self._reported:
+            self._reported.add(message)
+            self._on_error(message)
 
 
 def is_config_file(path: Path) -> bool:

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from nnprobe.core import reading
 from nnprobe.core.config import Config
 from nnprobe.core.engine import FileResult, finalize, instantiate, internal_finding, run_rules
-from nnprobe.core.files import Target
+from nnprobe.core.files import Target, roots_for
 from nnprobe.core.finding import Evidence, Finding, Range
 from nnprobe.core.registry import all_rules
 from nnprobe.core.suppressions import parse_suppressions
@@ -48,14 +49,28 @@ def decode(data: bytes) -> str:
         raise Unreadable(f"unknown source encoding {encoding!r}") from None
 
 
+# How much of an oversized script found in a folder walk is read to tell whether it is a training
+# script at all (a generated protobuf module or a data table is not, and gets no NP901).
+_PEEK = 64 * 1024
+
+
+def read_source(path: Path, roots: list[Path] | None = None) -> bytes:
+    """A script's bytes through the guarded reader (regular file, size cap, no link out of
+    `roots`); raises reading.Unreadable with the message for NP901."""
+    return reading.read_bytes(path, what="script", limit=reading.LIMITS["script"], roots=roots)
+
+
 def check_script(target: Target, config: Config) -> FileResult:
     display = target.display
+    roots = roots_for(target, config)
     try:
-        data = target.path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        finding = internal_finding("NP901", display, f"cannot read: {reason}", config)
-        return FileResult(display, finalize([finding], config, target.path))
+        data = read_source(target.path, roots)
+    except reading.TooLarge as exc:
+        if not target.explicit and not _imports_torch_early(target.path, roots):
+            return FileResult(display, [], analysed=False)
+        return _unreadable(target, config, exc.message)
+    except reading.Unreadable as exc:
+        return _unreadable(target, config, exc.message)
     if not _TORCH_IMPORT.search(data):
         if target.explicit and b"\x00" in data[:8192]:
             message = "binary file (contains NUL bytes), not Python source"
@@ -72,6 +87,19 @@ def check_script(target: Target, config: Config) -> FileResult:
         findings = [internal_finding("NP901", display, f"could not read this file: {exc}", config)]
         return FileResult(display, finalize(findings, config, target.path))
     return FileResult(display, check_text(text, display, config, target.path), analysed=True)
+
+
+def _imports_torch_early(path: Path, roots: list[Path] | None) -> bool:
+    try:
+        with reading.open_regular(path, what="script", roots=roots) as handle:
+            return _TORCH_IMPORT.search(handle.read(_PEEK)) is not None
+    except reading.Unreadable:
+        return True
+
+
+def _unreadable(target: Target, config: Config, message: str) -> FileResult:
+    finding = internal_finding("NP901", target.display, message, config)
+    return FileResult(target.display, finalize([finding], config, target.path))
 
 
 @contextmanager
