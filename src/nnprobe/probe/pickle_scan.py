@@ -31,7 +31,12 @@ SCAN_LIMIT = 2**20  # bytes of each pickle handed to the scanner
 _ALWAYS_SAFE = frozenset(
     {"collections.OrderedDict", "builtins.set", "builtins.frozenset", "_codecs.encode"}
 )
-_SAFE_PREFIXES = ("torch._utils._rebuild_", "torch._tensor._rebuild_", "torch.serialization._")
+# Only the rebuilders: other private torch names (torch.serialization._open_file opens any path)
+# are as dangerous as any other global.
+_SAFE_PREFIXES = ("torch._utils._rebuild_", "torch._tensor._rebuild_")
+# picklescan's word for a STACK_GLOBAL operand it cannot resolve statically (built on the stack).
+_UNKNOWN = "unknown"
+COMPUTED = "a global whose name is computed while unpickling"
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Imports:
 
     names: list[str]
     complete: bool = True
+    dangerous: tuple[str, ...] = ()  # the names picklescan rates dangerous (code execution, I/O)
 
 
 def would_import(path: Path) -> Imports | None:
@@ -76,10 +82,13 @@ def would_import(path: Path) -> Imports | None:
     ranked: dict[str, int] = {}
     for item in found:
         name = _canonical(f"{item.module}.{item.name}")
+        if _UNKNOWN in (item.module, item.name):
+            name = COMPUTED
         if name in safe or name.startswith(_SAFE_PREFIXES):
             continue
         ranked[name] = min(ranked.get(name, 3), rank[item.safety])
-    return Imports(sorted(ranked, key=lambda n: (ranked[n], n)), complete)
+    names = sorted(ranked, key=lambda n: (ranked[n], n))
+    return Imports(names, complete, tuple(n for n in names if ranked[n] == 0))
 
 
 def _canonical(name: str) -> str:
