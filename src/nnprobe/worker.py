@@ -24,12 +24,14 @@ from nnprobe.probe.memory import address_space_limit
 
 PROTOCOL_VERSION = 1
 # method -> "module:function" taking the params and returning the result (or {"error": ...}):
-# `probe` is one probe job (the CLI), `inspect` a whole checkpoint inspection (the editor).
+# `probe` is one probe job (the CLI), `inspect` a whole checkpoint inspection (the editor),
+# `checkpoint` the CLI's inspection of a file only this process may load (TorchScript).
 JOBS = {
     "probe": "nnprobe.probe.jobs:run_job",
     "inspect": "nnprobe.probe.editor_job:run_inspection",
     "picture": "nnprobe.visuals.jobs:run_picture",
     "warm": "nnprobe.visuals.embedding:warm_job",
+    "checkpoint": "nnprobe.inspectors.checkpoint:checkpoint_job",
 }
 
 
@@ -94,6 +96,10 @@ def main() -> int:
     stream = _protocol_stream()
     # A probe started by a job runs here: this is the process the front door kills.
     os.environ["NNPROBE_WORKER"] = "inprocess"
+    with contextlib.suppress(ImportError):  # the one process that may run TorchScript's code
+        from nnprobe.probe.loading import allow_programs_here
+
+        allow_programs_here()
     _warm_up()
     _send(stream, {"event": "ready", "pid": os.getpid(), "protocol": PROTOCOL_VERSION})
     for line in sys.stdin:

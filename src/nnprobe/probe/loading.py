@@ -5,14 +5,17 @@
 | `.onnx` | `onnx.load` (initializers, graph) | onnx, numpy |
 | `.safetensors` | safetensors' numpy API | safetensors, numpy |
 | `.pt/.pth/.ckpt/.bin` state_dicts and bundles | `torch.load(weights_only=True)` | torch |
-| TorchScript archives | `torch.jit.load` | torch |
+| TorchScript archives | refused (NP902); opted in: `torch.jit.load`, worker only | torch |
 | full pickled models | refused (NP902) unless `allow_pickle` | torch |
 
-The format is recognised from the file's first bytes, not its name (a `.ckpt` may be TorchScript,
-a `.bin` a safetensors file). `torch.jit.load` deserialises TorchScript: it runs the archive's
-TorchScript code, but that is a restricted language with no access to Python, unlike pickle; it is
-allowed, and said so in the NP902 page. Every failure is a `LoadError` whose code is the finding to
-report (NP901 unreadable, NP902 refused pickle) and whose message says why in a user's words.
+The format is recognised from the file's content, not its name (a `.ckpt` may be TorchScript, a
+`.bin` a safetensors file). A TorchScript archive is a program: `torch.jit.load` runs its code (a
+class's `__setstate__`, which can write and read files, print, loop or allocate at will) and a
+probe runs its `forward`. It is refused like a pickle, its weights read without running it
+(nnprobe.probe.torchscript_archive); trusted and opted in, it is loaded only in the worker process,
+whose client bounds its time and memory and owns its stdout (`allow_programs_here`). Every failure
+is a `LoadError` whose code is the finding to report (NP901 unreadable, NP902 refused pickle or
+program) and whose message says why in a user's words.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from nnprobe.probe.state_dicts import (
     strip_wrappers,
     to_numpy,
 )
+from nnprobe.probe.torchscript_archive import ArchiveUnreadable, is_torchscript, read_weights
 from nnprobe.probe.zip_limits import ArchiveRefused, checked_members
 
 Kind = Literal["onnx", "state_dict", "safetensors", "torchscript", "pickled-model"]
@@ -66,13 +70,27 @@ _SAFETENSORS_DTYPES = {
 class LoadError(Exception):
     """Why a file could not be loaded. `code` is the NP9xx finding to report; `not_weights` marks
     files that are readable but hold no model (probe data, unrelated binaries), which a directory
-    walk skips rather than reports."""
+    walk skips rather than reports. `unrun` holds the weights of a refused TorchScript archive,
+    read without running it, for the weight rules."""
 
-    def __init__(self, code: str, message: str, *, not_weights: bool = False) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        not_weights: bool = False,
+        unrun: Checkpoint | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.not_weights = not_weights
+        self.unrun = unrun
+
+
+class WorkerOnly(LoadError):
+    """A TorchScript archive this run may load, but not in this process: only the worker, whose
+    client bounds its time and memory and keeps its prints off nnprobe's stdout, runs one."""
 
 
 @dataclass
@@ -140,7 +158,7 @@ def load_checkpoint(path: Path | str, allow_pickle: bool = False) -> Checkpoint:
     try:
         return _load_checkpoint(Path(path), False)
     except LoadError as exc:
-        if exc.code != "NP902":
+        if exc.code != "NP902" or trust.UNTRUSTED_WAYS in exc.message:  # TorchScript's says so
             raise
         raise LoadError("NP902", f"{exc.message}; {trust.REFUSED_PICKLE}") from None
 
@@ -210,8 +228,8 @@ def _load_zip(path: Path, allow_pickle: bool, size: int) -> Checkpoint:
         ) from None
     except (OSError, ValueError) as exc:
         raise LoadError("NP901", f"unreadable zip archive: {_first_line(exc)}") from None
-    if any("/code/" in n or n.endswith("/constants.pkl") for n in names):
-        return _load_torchscript(path)
+    if is_torchscript(names):
+        return _load_torchscript(path, allow_pickle)
     if any(n.endswith("data.pkl") for n in names):
         return _load_torch(path, allow_pickle, zipped=True)
     raise LoadError(
@@ -354,16 +372,97 @@ def _strip_structure(structure: FileStructure, prefix: str) -> FileStructure:
     return out
 
 
-def _load_torchscript(path: Path) -> Checkpoint:
+# Set only by the worker process (nnprobe.worker): the one process that runs a TorchScript
+# archive's code, where a client's time and memory budget can stop it and fd 1 is not ours.
+_PROGRAMS_HERE = False
+
+
+def allow_programs_here() -> None:
+    """Mark this process as the probe worker, where trusted, opted-in TorchScript may load."""
+    global _PROGRAMS_HERE
+    _PROGRAMS_HERE = True
+
+
+TORCHSCRIPT_RUNS = (
+    "a TorchScript archive is a program: torch.jit.load runs its code (a class's __setstate__, "
+    "which can write and read files, print, loop or allocate without bound) and the probe runs "
+    "its forward"
+)
+
+
+def _load_torchscript(path: Path, allow_pickle: bool) -> Checkpoint:
+    if not allow_pickle or not trust.code_allowed():
+        unrun, said = _unrun_torchscript(path)
+        if not trust.code_allowed():
+            ask = (
+                f"this run is untrusted ({trust.UNTRUSTED_WAYS}): no TorchScript is run, "
+                "whatever allow-pickle says"
+            )
+        else:
+            ask = (
+                "if you trust this file, opt in with --allow-pickle (config: allow-pickle = "
+                "true) and it is loaded in nnprobe's probe worker, under its time and memory "
+                "budget"
+            )
+        message = f"refused to load TorchScript: {TORCHSCRIPT_RUNS}; {said}; {ask}"
+        raise LoadError("NP902", message, unrun=unrun)
+    if not _PROGRAMS_HERE:
+        raise WorkerOnly(
+            "NP902",
+            f"refused to load TorchScript in this process: {TORCHSCRIPT_RUNS}, so only nnprobe's "
+            "probe worker loads one, under its time and memory budget",
+        )
     torch = _import_torch()
     try:
         module = torch.jit.load(str(path), map_location="cpu")
+        checkpoint = _from_state_dict(path, "torchscript", module.state_dict())
+    except LoadError:
+        raise
     except Exception as exc:
+        from nnprobe.probe.memory import out_of_memory
+
+        refused = out_of_memory(exc)
+        if refused is not None:
+            raise LoadError(
+                "NP904", f"loading the TorchScript archive ran out of memory: {refused}"
+            ) from None
         raise LoadError("NP901", f"torch.jit.load failed: {_first_line(exc)}") from None
-    checkpoint = _from_state_dict(path, "torchscript", module.state_dict())
     checkpoint.model = module
     checkpoint.structure = _strip_structure(module_structure(module), checkpoint.prefix)
     return checkpoint
+
+
+def _unrun_torchscript(path: Path) -> tuple[Checkpoint | None, str]:
+    """A refused archive's weights, read without running it, and what the message says of them."""
+    try:
+        weights = read_weights(path)
+    except ArchiveUnreadable as exc:
+        return None, f"its weights could not be read without running it: {exc}"
+    custom = f"{', '.join(weights.unnamed[:3])}: its class has its own __getstate__"
+    if not weights.tensors:
+        if weights.unnamed:
+            return None, f"its weights cannot be named without running it ({custom})"
+        return None, "it holds no weights that can be read without running it"
+    tensors: dict[str, np.ndarray] = {}
+    other: dict[str, np.ndarray] = {}
+    for name, array in weights.tensors.items():
+        (tensors if array.dtype.kind == "f" else other)[name] = array
+    prefix = strip_wrappers(list(weights.tensors))
+    cut = len(prefix)
+    checkpoint = Checkpoint(
+        path,
+        "torchscript",
+        {k[cut:]: v for k, v in tensors.items()},
+        dtypes={k[cut:]: v for k, v in weights.dtypes.items()},
+        other={k[cut:]: v for k, v in other.items()},
+        prefix=prefix,
+    )
+    checkpoint.structure = _strip_structure(module_structure(weights.root), prefix)
+    count = len(weights.tensors)
+    said = f"its {count} weight tensor{'s' if count != 1 else ''} were read without running it"
+    if weights.unnamed:
+        said += f", not those of {custom}"
+    return checkpoint, said
 
 
 def _load_safetensors(path: Path) -> Checkpoint:
