@@ -76,33 +76,56 @@ class UnsafePickleRefused(InspectionRule):
     unpickled to find them. Without picklescan the message names the one global torch's loader
     reported.
 
-    TorchScript archives (`torch.jit.save`) are loaded with `torch.jit.load`: that runs the
-    archive's TorchScript code, a restricted language without access to Python, not pickle.
+    It also reports a TorchScript archive (`torch.jit.save`, whatever its suffix: it is
+    recognised by its content). A TorchScript archive is a program: `torch.jit.load` runs its code,
+    and a scripted `__setstate__` can write any file (`torch.save`), read one into the weights
+    (`torch.from_file`), print (on nnprobe's stdout that would break `--output-format json` and
+    inject GitHub workflow commands), loop forever or allocate gigabytes from a few kilobytes;
+    probing it runs its `forward`. So it is refused like a pickle, and its weights are read
+    without running it, for the weight rules: the module tree is unpickled with the archive's
+    classes as inert records and nothing but tensor storages (every other global refused), and
+    parameters are told from other attributes by the `__parameters__` lines of its code, read
+    as text. A module whose class defines its own `__getstate__` pickles whatever that returned:
+    its weights cannot be named, and the message says so.
 
     ## Why is this bad?
     Unpickling runs whatever code the file names: loading an untrusted checkpoint is running an
     untrusted program (PyTorch made `weights_only=True` the default in 2.6 for this reason). A
     pickled model also breaks as soon as its class moves or is renamed, and cannot be loaded
-    without the training code.
+    without the training code. Loading a TorchScript archive is running it too, with the same
+    access to files; only its language differs.
 
     ## Example
     ```text
     runs/model.pt:1:1: NP902 [error] refused to unpickle: this file holds a whole pickled model
     (__main__.Net); loading it would import __main__.Net, posix.system, and unpickling can run
     arbitrary code. Save the weights instead, ...
+    export/model.ts.pt:1:1: NP902 [error] refused to load TorchScript: a TorchScript archive is a
+    program: torch.jit.load runs its code (a class's __setstate__, ...) and the probe runs its
+    forward; its 4 weight tensors were read without running it; if you trust this file, opt in
+    with --allow-pickle ...
     ```
 
     ## How to fix
     Save the state_dict, `torch.save(model.state_dict(), "model.pt")`, and rebuild the model from
     code before `model.load_state_dict(torch.load("model.pt", weights_only=True))`; or use
-    safetensors. Keep hyperparameters as plain dicts, numbers and strings. If you trust the file,
-    opt in with `nnprobe inspect --allow-pickle` or `allow-pickle = true` under `[tool.nnprobe]`.
+    safetensors; a model you want to ship with its graph can be exported to ONNX, which nnprobe
+    reads and probes without running Python or TorchScript. Keep hyperparameters as plain dicts,
+    numbers and strings. If you trust the file, opt in with `nnprobe inspect --allow-pickle` or
+    `allow-pickle = true` under `[tool.nnprobe]`.
+
+    The same opt-in loads TorchScript: trusted and opted in, the archive is loaded (and probed)
+    only in nnprobe's probe worker, never in the CLI's or the language server's process, within
+    the probe's time and memory budget (`--probe-timeout`; a load that overruns it is NP904), and
+    whatever it prints goes to the worker's stderr, never to nnprobe's output. The picture
+    commands (`nnprobe filters` ...) draw in their own process, so they refuse TorchScript.
 
     The opt-in counts only in a trusted run. A config file is part of the repository it sits in,
     so a pull request could set `allow-pickle` itself: run checkouts you do not trust (pull
     requests from forks in CI) with `nnprobe inspect --untrusted` or `NNPROBE_UNTRUSTED=1`, and
-    nothing is unpickled and no workspace code is imported, whatever any config says; the message
-    then says the run is untrusted. `--no-import` and an untrusted editor workspace do the same.
+    nothing is unpickled, no TorchScript is run and no workspace code is imported, whatever any
+    config says; the message then says the run is untrusted. `--no-import` and an untrusted
+    editor workspace do the same.
 
     ## Options
     None.
@@ -111,6 +134,7 @@ class UnsafePickleRefused(InspectionRule):
     - PyTorch documentation, torch.load and weights_only
     - PyTorch documentation, Saving and Loading Models
     - Python documentation, pickle (the warning at the top)
+    - PyTorch documentation, TorchScript: `__getstate__` and `__setstate__` of scripted modules
     """
 
     code = "NP902"
