@@ -17,7 +17,7 @@ from typing import Any
 
 from nnprobe.core.config import Config
 from nnprobe.core.engine import FileResult, finalize, instantiate, internal_finding, run_rules
-from nnprobe.core.files import Target
+from nnprobe.core.files import Target, roots_for
 from nnprobe.core.finding import FILE_START, Confidence, Evidence, Finding, Range, Severity
 from nnprobe.core.registry import all_rules, register
 from nnprobe.core.rule import Option, Rule
@@ -475,7 +475,7 @@ def log_context(target: Target, config: Config, reader: Any = None) -> LogContex
     from nnprobe.logs.script import anchors
     from nnprobe.logs.settings import columns
 
-    reader = reader or LogReader(target.path, columns(config.logs))
+    reader = reader or LogReader(target.path, columns(config.logs), roots_for(target, config))
     run = reader.update()
     return LogContext(run, target.display, anchors(target.path, target.display, config))
 

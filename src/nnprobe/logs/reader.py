@@ -5,6 +5,11 @@ Only complete lines are consumed: a partial last line (the writer is mid-write) 
 read. A file that shrank or whose header changed (Lightning's CSVLogger rewrites metrics.csv when a
 new metric appears) is read again from the start. TensorBoard event files are read with the
 `tensorboard` package's own loader, which resumes where it stopped.
+
+A log is untrusted input like every file in a workspace: it is opened through core.reading (a
+regular file, no link out of the workspace, at most LIMITS["log"] / LIMITS["tfevents"]), read in
+chunks with no line over LIMITS["log-line"], and a record TensorBoard's loader would read whole is
+checked against LIMITS["tfevents-record"] first. What cannot be read is a NotALog with the reason.
 """
 
 from __future__ import annotations
@@ -13,15 +18,21 @@ import csv
 import fnmatch
 import json
 import math
-from collections.abc import Iterator, Mapping
+import os
+import struct
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from nnprobe.core import reading
 from nnprobe.logs.series import Run, Series, is_log_header, role_of
 
 TFEVENTS = "events.out.tfevents.*"
 LOG_SUFFIXES = (".csv", ".jsonl")
 INSTALL_HINT = "pip install 'nnprobe[logs]'"
+_CHUNK = 1024 * 1024
+# A TFRecord frame: little-endian u64 length, masked CRC-32C of those 8 bytes, data, CRC of data.
+_FRAME = struct.Struct("<QI")
 
 
 class NotALog(Exception):
@@ -64,9 +75,15 @@ def _whole(value: float | None) -> int | None:
 class LogReader:
     """One log file read incrementally; `update()` returns the Run with everything read so far."""
 
-    def __init__(self, path: Path, columns: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        columns: Mapping[str, str] | None = None,
+        roots: Iterable[Path] | None = None,
+    ) -> None:
         self.path = path
         self.columns = dict(columns or {})
+        self.roots = list(roots) if roots is not None else None  # None: follow links anywhere
         self.fmt = "tfevents" if fnmatch.fnmatch(path.name, TFEVENTS) else path.suffix.lower()[1:]
         self._reset()
 
@@ -78,45 +95,100 @@ class LogReader:
         self.header_bytes = b""
         self._loader: Any = None
         self.events = 0
+        self.framed = 0  # how far the TensorBoard record framing has been checked
 
     def update(self) -> Run:
         """Read what was appended since the last call. Raises NotALog, OSError, ImportError."""
-        if self.path.stat().st_size == 0:
-            raise NotALog("empty file (0 bytes)")
-        if self.fmt == "tfevents":
-            self._read_events()
-        else:
-            self._read_lines()
+        tfevents = self.fmt == "tfevents"
+        kind = "tfevents" if tfevents else "log"
+        try:
+            handle = reading.open_regular(
+                self.path, what="training log", limit=reading.LIMITS[kind], roots=self.roots
+            )
+        except reading.TooLarge as exc:
+            # A big data table found in a folder walk is not a log; a big log is reported.
+            raise NotALog(exc.message, corrupt=tfevents or self._head_is_log()) from None
+        except reading.Unreadable as exc:
+            raise NotALog(exc.message, corrupt=True) from None
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size == 0:
+                raise NotALog("empty file (0 bytes)")
+            if tfevents:
+                self._read_events(handle, size)
+            else:
+                self._read_lines(handle, size)
         return self.run
 
     # ---- line formats
 
-    def _new_lines(self) -> Iterator[str]:
-        size = self.path.stat().st_size
-        if size < self.offset or (self.header_bytes and not self._starts_with(self.header_bytes)):
-            self._reset()
-        with self.path.open("rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read()
-        end = data.rfind(b"\n")
-        if end < 0:
-            return
-        complete = data[: end + 1]
-        self.offset += len(complete)
-        for raw in complete.split(b"\n")[:-1]:
-            self.line += 1
-            if self.line == 1 and self.fmt == "csv":
-                self.header_bytes = raw + b"\n"
-            yield raw.decode("utf-8", errors="replace").rstrip("\r")
-
-    def _starts_with(self, prefix: bytes) -> bool:
-        with self.path.open("rb") as handle:
-            return handle.read(len(prefix)) == prefix
-
-    def _read_lines(self) -> None:
+    def _head_is_log(self) -> bool:
+        """Whether the first line reads as a log's header (CSV) or record (JSON lines)."""
+        try:
+            with reading.open_regular(self.path, what="training log", roots=self.roots) as handle:
+                first = handle.read(reading.LIMITS["log-line"]).split(b"\n", 1)[0]
+        except reading.Unreadable:
+            return True
+        text = first.decode("utf-8", errors="replace")
         if self.fmt == "csv":
-            for text in self._new_lines():
-                row = next(csv.reader([text]), [])
+            try:
+                names = [c.strip() for c in next(csv.reader([text]), [])]
+            except csv.Error:
+                return False
+        else:
+            try:
+                record = json.loads(text)
+            except (ValueError, RecursionError):
+                return False
+            names = list(record) if isinstance(record, dict) else []
+        return is_log_header(names) or bool(set(self.columns.values()) & set(names))
+
+    def _known(self) -> bool:
+        """Whether what was read so far says this is a training log (so damage is reported)."""
+        return self.header is not None if self.fmt == "csv" else bool(self.run.series)
+
+    def _damaged(self, reason: str) -> NotALog:
+        if self._known():
+            return NotALog(f"training log {self.path}: {reason}: not read further", corrupt=True)
+        return NotALog(reason)
+
+    def _new_lines(self, handle: IO[bytes], size: int) -> Iterator[str]:
+        if size < self.offset or (
+            self.header_bytes and handle.read(len(self.header_bytes)) != self.header_bytes
+        ):
+            self._reset()
+        handle.seek(self.offset)
+        longest = reading.LIMITS["log-line"]
+        pending = b""
+        while chunk := handle.read(_CHUNK):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                self.offset += len(raw) + 1
+                self.line += 1
+                if len(raw) > longest:
+                    raise self._too_long()
+                if self.line == 1 and self.fmt == "csv":
+                    self.header_bytes = raw + b"\n"
+                yield raw.decode("utf-8", errors="replace").rstrip("\r")
+            if len(pending) > longest:
+                self.line += 1
+                raise self._too_long()
+
+    def _too_long(self) -> NotALog:
+        cap = reading.size_text(reading.LIMITS["log-line"])
+        return self._damaged(f"line {self.line} is longer than the {cap} nnprobe reads in a log")
+
+    def _read_lines(self, handle: IO[bytes], size: int) -> None:
+        if self.fmt == "csv":
+            for text in self._new_lines(handle, size):
+                try:
+                    row = next(csv.reader([text]), [])
+                except csv.Error as exc:
+                    reason = f"is not CSV ({exc})"
+                    if "field limit" in reason:
+                        cap = reading.size_text(csv.field_size_limit())
+                        reason = f"has a field longer than the {cap} Python's csv reads"
+                    raise self._damaged(f"line {self.line} {reason}") from None
                 if self.header is None:
                     names = [c.strip() for c in row]
                     if not (is_log_header(names) or set(self.columns.values()) & set(names)):
@@ -128,13 +200,19 @@ class LogReader:
                     continue
                 self._record(dict(zip(self.header, row, strict=False)), self.line)
         else:
-            for text in self._new_lines():
+            for text in self._new_lines(handle, size):
                 if not text.strip():
                     continue
                 try:
                     record = json.loads(text)
                 except ValueError:
                     continue
+                except RecursionError:
+                    raise NotALog(
+                        f"training log {self.path}: line {self.line} nests JSON deeper than "
+                        "Python's reader follows (about a thousand levels): not read",
+                        corrupt=True,
+                    ) from None
                 if isinstance(record, dict):
                     self._record(record, self.line)
             if self.line and not self.run.series:
@@ -164,7 +242,41 @@ class LogReader:
 
     # ---- TensorBoard
 
-    def _read_events(self) -> None:
+    def _check_frames(self, handle: IO[bytes], size: int) -> None:
+        """Walk the record framing appended since the last walk before tensorboard's loader reads
+        it: the loader reads each record whole, whatever length its header declares. A header
+        whose checksum fails stops the walk (the loader stops there too); a record not yet
+        complete waits for the writer."""
+        from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import (  # type: ignore[import-untyped]
+            masked_crc32c,
+        )
+
+        if size < self.framed:
+            self.framed = 0
+        cap = reading.LIMITS["tfevents-record"]
+        position = self.framed
+        while position + _FRAME.size <= size:
+            handle.seek(position)
+            head = handle.read(_FRAME.size)
+            length, check = _FRAME.unpack(head)
+            if masked_crc32c(head[:8]) != check:
+                break
+            if length > cap:
+                raise NotALog(
+                    f"corrupt TensorBoard event file {self.path}: the record at byte "
+                    f"{position} declares {length} bytes, over the {reading.size_text(cap)} "
+                    "nnprobe reads for one record: not read",
+                    corrupt=True,
+                )
+            end = position + _FRAME.size + length + 4
+            if end > size:
+                break
+            position = end
+        self.framed = position
+
+    def _read_events(self, handle: IO[bytes], size: int) -> None:
+        if self._loader is not None and size < self.offset:
+            self._reset()
         if self._loader is None:
             try:
                 from tensorboard.backend.event_processing.event_file_loader import (  # type: ignore[import-untyped]
@@ -174,12 +286,11 @@ class LogReader:
                 raise ImportError(
                     f"reading TensorBoard event files needs the tensorboard package: {INSTALL_HINT}"
                 ) from exc
+            self._check_frames(handle, size)
             self._loader = EventFileLoader(str(self.path))
-            self.offset = self.path.stat().st_size
-        elif self.path.stat().st_size < self.offset:
-            self._reset()
-            self._read_events()
-            return
+        else:
+            self._check_frames(handle, size)
+        self.offset = size
         for event in self._loader.Load():
             self.events += 1
             if not event.HasField("summary"):
@@ -190,7 +301,6 @@ class LogReader:
                     continue
                 series = self.run.series.setdefault(value.tag, Series(value.tag))
                 series.add(number, int(event.step), None, None)
-        self.offset = self.path.stat().st_size
         if not self.events:
             # Every writer starts the file with a version record; tensorboard's loader logs and
             # skips what it cannot read, so damage before that record would otherwise be silent.

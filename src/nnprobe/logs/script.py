@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnprobe.core import reading
 from nnprobe.core.config import Config
 from nnprobe.core.finding import Edit, Fix, Position, Range
 from nnprobe.probe.factory import script_context, search_dirs
@@ -69,8 +70,10 @@ def find_script(log: Path, config: Config) -> Path | None:
             continue
         for script in scripts:
             try:
-                data = script.read_bytes()
-            except OSError:
+                data = reading.read_bytes(
+                    script, what="script", limit=reading.LIMITS["script"], roots=[config.root]
+                )
+            except reading.Unreadable:
                 continue
             if not _TORCH.search(data) or b"optim" not in data:
                 continue

@@ -33,7 +33,7 @@ def log_findings(path: Path, display: str, config: Config) -> list[Finding]:
     if not path.exists():
         _READERS.pop(key, None)
         return []
-    reader = _READERS.setdefault(key, LogReader(path, cols))
+    reader = _READERS.get(key) or _READERS.setdefault(key, LogReader(path, cols, [config.root]))
     result = check_log(Target(path, display, explicit=False), config, reader)
     if not result.analysed:
         _READERS.pop(key, None)
