@@ -14,7 +14,10 @@ factory is found, in order:
    without makes the factory unresolved).
 
 Resolution reads source only (no torch); `build_model` and `load_weights` import torch and the
-workspace's definitions (see workspace_import.py) and run in the probe worker.
+workspace's definitions (see workspace_import.py and definitions.py: imports, constants,
+functions and classes only) and run in the probe worker. A discovered factory is called only
+when, once imported, it is an nn.Module class defined in the workspace; a configured one is any
+callable the user named.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +69,9 @@ class FactorySpec:
     expression: str | None = None
     origin: str = ""
     notes: tuple[str, ...] = ()
+    # Found by discovery rather than named by the user: then only an nn.Module class defined in
+    # the workspace is called (build_model).
+    discovered: bool = False
 
     def describe(self) -> str:
         if self.expression is not None:
@@ -83,6 +89,7 @@ class FactorySpec:
             "expression": self.expression,
             "origin": self.origin,
             "notes": list(self.notes),
+            "discovered": self.discovered,
         }
 
     @classmethod
@@ -95,6 +102,7 @@ class FactorySpec:
             data.get("expression"),
             data.get("origin", ""),
             tuple(data.get("notes", [])),
+            bool(data.get("discovered", False)),
         )
 
 
@@ -253,19 +261,7 @@ def discover(checkpoint: Path, root: Path) -> Resolution:
             f"discovered in {only.spec.script.name}, the only script near the checkpoint that "
             "saves a state_dict (its save path does not say this file)"
         )
-        return Resolution(
-            FactorySpec(
-                only.spec.script,
-                only.spec.name,
-                only.spec.args,
-                only.spec.kwargs,
-                only.spec.expression,
-                origin,
-                only.spec.notes,
-            ),
-            ctx=only.ctx,
-            model=only.model,
-        )
+        return Resolution(replace(only.spec, origin=origin), ctx=only.ctx, model=only.model)
     searched = _describe_dirs(dirs)
     if len(scripts) > 1:
         names = ", ".join(sorted(s.name for s in scripts))
@@ -505,7 +501,7 @@ def _spec_for_call(
         source = ctx.source(call)
         if not source:
             return None, f"cannot read the expression that builds the model in {script.name}"
-        return FactorySpec(script, None, expression=source, origin=origin), ""
+        return FactorySpec(script, None, expression=source, origin=origin, discovered=True), ""
     definition = _definition(ctx, name)
     params = _parameters(definition) if definition is not None else None
     args: list[Any] = []
@@ -557,7 +553,13 @@ def _spec_for_call(
                     f"statically; {HOW_TO_CONFIGURE}"
                 )
     spec = FactorySpec(
-        script, name, tuple(args), tuple(kwargs.items()), origin=origin, notes=tuple(notes)
+        script,
+        name,
+        tuple(args),
+        tuple(kwargs.items()),
+        origin=origin,
+        notes=tuple(notes),
+        discovered=True,
     )
     return spec, ""
 
@@ -627,36 +629,64 @@ def _only_module_bases(cls: ast.ClassDef) -> bool:
 
 
 def build_model(spec: FactorySpec) -> torch.nn.Module:
-    """Import the script's definitions (not its training) and call the factory."""
+    """Import the script's definitions (not its training) and call the factory.
+
+    A discovered factory is called only when it is an nn.Module class defined in the workspace
+    (the script or a module it imports from beside it): `model = subprocess.Popen([...])` or
+    `model = train(data)` in a script is never called. A discovered model expression
+    (`model = nn.Sequential(...)`) is evaluated only when it calls torch.nn classes and the
+    workspace's nn.Module classes with plain data. A configured factory (`--model
+    train.py:make`, `[tool.nnprobe.models]`) is the user's choice: any callable the script
+    defines or imports, called without arguments."""
     import torch
 
-    from nnprobe.probe.workspace_import import (
-        WorkspaceImportError,
-        import_definitions,
-        load_object,
-    )
+    from nnprobe.probe.workspace_import import Definitions, WorkspaceImportError, definitions
 
+    defs: Definitions | None = None
     try:
+        defs = definitions(spec.script)
         if spec.expression is not None:
-            namespace = import_definitions(spec.script).__dict__
-            code = compile(spec.expression, str(spec.script), "eval")
-            model = eval(code, namespace)
+            model = defs.evaluate_model(spec.expression)
         else:
             assert spec.name is not None
-            factory = load_object(spec.script, spec.name)
-            model = factory(*spec.args, **dict(spec.kwargs))
+            factory = defs.lookup(spec.name)
+            if spec.discovered:
+                _check_discovered(factory, spec, defs.is_workspace(factory))
+            model = defs.call(factory, *spec.args, **dict(spec.kwargs))
+    except FactoryError:
+        raise
     except WorkspaceImportError as exc:
         raise FactoryError(f"cannot build the model from {spec.describe()}: {exc}") from exc
     except Exception as exc:
         raise FactoryError(
             f"building the model with {spec.describe()} raised {type(exc).__name__}: "
-            f"{_first_line(exc)}"
+            f"{_first_line(exc)}{defs.explain(exc) if defs is not None else ''}"
         ) from exc
     if isinstance(model, tuple) and model and isinstance(model[0], torch.nn.Module):
         model = model[0]
     if not isinstance(model, torch.nn.Module):
         raise FactoryError(f"{spec.describe()} returned {type(model).__name__!r}, not an nn.Module")
     return model
+
+
+def _check_discovered(factory: Any, spec: FactorySpec, in_workspace: bool) -> None:
+    import torch
+
+    if isinstance(factory, type) and issubclass(factory, torch.nn.Module) and in_workspace:
+        return
+    hint = f"If {spec.name}() builds the model, name it: --model {spec.script.name}:{spec.name}"
+    if isinstance(factory, type) and in_workspace:
+        what = "a class that is not an nn.Module"
+    elif in_workspace:
+        what = "a function (calling it could train)"
+    else:
+        home = getattr(factory, "__module__", None) or type(factory).__module__
+        name = getattr(factory, "__qualname__", spec.name)
+        what, hint = f"{home}.{name}, not defined in the workspace", "It is not called."
+    raise FactoryError(
+        f"{spec.script.name} builds its model with {spec.name}(...), which is {what}; nnprobe "
+        f"calls only nn.Module classes of the workspace it discovers. {hint}"
+    )
 
 
 def load_weights(module: torch.nn.Module, checkpoint: Checkpoint, spec: FactorySpec) -> None:

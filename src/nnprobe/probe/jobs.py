@@ -223,12 +223,12 @@ def _inputs(params: dict[str, Any]) -> Any:
     if not probe:
         return None
     if probe.get("callable"):
-        from nnprobe.probe.workspace_import import WorkspaceImportError, load_object
+        from nnprobe.probe.workspace_import import WorkspaceImportError, call_object
 
         script, name = Path(probe["script"]), probe["callable"]
         label = f"{script.name}:{name}"
         try:
-            batch = load_object(script, name)()
+            batch = call_object(script, name)
         except WorkspaceImportError as exc:
             raise ProbeInputError(str(exc)) from None
         except Exception as exc:
@@ -236,7 +236,8 @@ def _inputs(params: dict[str, Any]) -> Any:
         if isinstance(batch, tuple | list) and len(batch) == 2:
             return ProbeInputs.from_arrays(batch[0], batch[1], source=label)
         return ProbeInputs.from_arrays(batch, source=label)
-    return load_probe_file(probe["file"])
+    roots = [Path(root) for root in probe["roots"]] if probe.get("roots") else None
+    return load_probe_file(probe["file"], roots)
 
 
 def _gradients(

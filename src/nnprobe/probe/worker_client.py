@@ -84,22 +84,21 @@ class WorkerClient:
             return
         self.kill()
         import nnprobe
+        from nnprobe.core.isolation import SAFE_PATH, child_environment, inherited_path
 
-        env = dict(os.environ)
-        # The worker sees what this process imports from: nnprobe itself, and the folders user
-        # classes (a pickled model's, a factory's sibling modules) were importable from here.
+        # The worker sees what this process imports from (nnprobe itself, the folders a pickled
+        # model's classes were importable from), never the working directory: it runs in the
+        # user's checkout, whose numpy.py or nnprobe/ must not shadow ours (core/isolation.py).
         source_root = str(Path(nnprobe.__file__).resolve().parent.parent)
-        paths = [source_root, *(p for p in sys.path if p and os.path.isdir(p))]
-        if env.get("PYTHONPATH"):
-            paths.append(env["PYTHONPATH"])
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        paths = [source_root, *inherited_path(p for p in sys.path if os.path.isdir(p))]
+        env = child_environment(os.environ, paths)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (open as long as the worker)
         self._relayed = 0
         self._lines = queue.Queue()
         try:
             self._process = subprocess.Popen(
-                [self.python, "-m", "nnprobe.worker"],
+                [self.python, SAFE_PATH, "-m", "nnprobe.worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,

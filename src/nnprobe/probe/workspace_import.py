@@ -1,31 +1,45 @@
-"""Imports a training script's definitions without running its training.
+"""Imports a training script's definitions without running its training, nor anything else.
 
 A model factory (`train.py:Net`) or a probe callable (`train.py:probe_batch`) lives in a script
 whose top level usually trains: it loads data, builds the model, loops over epochs and saves
-checkpoints. Importing it the ordinary way would run all of that. Instead a filtered copy of the
-source is executed: imports, constant assignments (literals, arithmetic, and a few side-effect-free
-calls such as `len`, `os.path.join`, `torch.device`), function and class definitions, docstrings
-and `if TYPE_CHECKING:` blocks are kept; everything else (the `if __name__ == "__main__":` block,
-unguarded loops and calls, assignments computed by any other call) is dropped. The copy is
-compiled with the script's real filename, so tracebacks and `inspect.getsource` point at the
-user's file, and runs in a fresh module namespace with the script's directory on sys.path only
-while it executes.
+checkpoints. Importing it the ordinary way would run all of that. Instead each top-level
+statement is checked and only definitions run (imports, constants, functions, classes whose
+decorators, bases, metaclass and default arguments run no code nnprobe does not know): the
+exact contract is in nnprobe.probe.definitions. The statements run are compiled with the
+script's real filename, so tracebacks and `inspect.getsource` point at the user's file.
 
-Modules the script imports (`from models import Net`) are imported normally: they are the user's
-libraries, and a library that trains at import time is rare enough not to second-guess.
+Workspace modules the script imports (`from models import Net`, `from .layers import Block` in
+a package, `import utils` inside a function the factory calls) get the same treatment: while
+nnprobe imports or calls workspace code, a finder first on `sys.meta_path` resolves modules
+from the script's import folder (its own folder, or the folder above its package, as
+`python train.py` would) and loads their definitions only. Compiled modules there (`.so`,
+`.pyc` without source) are refused. Packages installed in the interpreter, including an
+editable install of the project, are imported as Python imports them: they are libraries.
+
+Each call of `definitions()` starts from fresh copies of the workspace modules, so a long-lived
+worker sees edits; the statements skipped are kept (`Definitions.skipped`) to explain a factory
+that cannot be built.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
 import hashlib
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import sys
 import types
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnprobe.core import trust
+from nnprobe.core import reading, trust
+from nnprobe.probe.definitions import Refused, Skipped, evaluate, run_definitions
 
 
 class WorkspaceImportError(Exception):
@@ -33,202 +47,315 @@ class WorkspaceImportError(Exception):
     meant for the user."""
 
 
-_CONSTANT_NODES = (
-    ast.Constant,
-    ast.Name,
-    ast.Attribute,
-    ast.Tuple,
-    ast.List,
-    ast.Set,
-    ast.Dict,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.BoolOp,
-    ast.Compare,
-    ast.JoinedStr,
-    ast.FormattedValue,
-    ast.Subscript,
-    ast.Slice,
-    ast.Starred,
-    ast.Load,
-    ast.Store,
-    ast.operator,
-    ast.unaryop,
-    ast.boolop,
-    ast.cmpop,
-    ast.IfExp,
-)
+@dataclass
+class _Session:
+    """The workspace modules one `definitions()` call loaded, and what it skipped in them."""
 
+    roots: list[Path]
+    modules: dict[str, types.ModuleType] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
 
-# Calls that compute a value and touch nothing, common in the constants a model's constructor
-# reads (`DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")`,
-# `NUM_CLASSES = len(CLASSES)`, `ROOT = os.path.dirname(__file__)`).
-SAFE_CALLS = frozenset(
-    {
-        "len",
-        "int",
-        "float",
-        "str",
-        "bool",
-        "tuple",
-        "list",
-        "dict",
-        "set",
-        "frozenset",
-        "range",
-        "min",
-        "max",
-        "sum",
-        "abs",
-        "round",
-        "sorted",
-        "os.path.join",
-        "os.path.dirname",
-        "os.path.abspath",
-        "os.path.basename",
-        "os.path.expanduser",
-        "os.environ.get",
-        "os.getenv",
-        "Path",
-        "pathlib.Path",
-        "math.sqrt",
-        "math.log",
-        "math.ceil",
-        "math.floor",
-        "torch.device",
-        "torch.cuda.is_available",
-        "torch.backends.mps.is_available",
-        "TypeVar",
-        "typing.TypeVar",
-        "namedtuple",
-        "collections.namedtuple",
-        "logging.getLogger",
-    }
-)
-
-
-def _is_constant(expr: ast.AST | None) -> bool:
-    """An expression that computes nothing with side effects: literals, names, arithmetic, and
-    calls of SAFE_CALLS on such arguments."""
-    if expr is None:
-        return True
-    for node in ast.walk(expr):
-        if isinstance(node, ast.Call):
-            if _dotted(node.func) not in SAFE_CALLS:
-                return False
-        elif not isinstance(node, _CONSTANT_NODES + (ast.keyword,)):
-            return False
-    return True
-
-
-def _dotted(expr: ast.expr) -> str | None:
-    if isinstance(expr, ast.Name):
-        return expr.id
-    if isinstance(expr, ast.Attribute):
-        base = _dotted(expr.value)
-        return f"{base}.{expr.attr}" if base else None
-    return None
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    if isinstance(test, ast.Name):
-        return test.id == "TYPE_CHECKING"
-    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-
-
-def _keep(stmt: ast.stmt) -> bool:
-    if isinstance(
-        stmt, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
-    ):
-        return True
-    if isinstance(stmt, ast.Pass):
-        return True
-    if isinstance(stmt, ast.Expr):  # a docstring; any other bare expression is a call or noise
-        return isinstance(stmt.value, ast.Constant)
-    if isinstance(stmt, ast.Assign):
-        return _is_constant(stmt.value) and all(_is_constant(t) for t in stmt.targets)
-    if isinstance(stmt, ast.AnnAssign):
-        return _is_constant(stmt.value) and _is_constant(stmt.target)
-    if isinstance(stmt, ast.If):
-        return _is_type_checking(stmt.test)
-    if isinstance(stmt, ast.Try):
-        # `try: import x / except ImportError: x = None`: kept when every branch is keepable.
-        bodies = [stmt.body, stmt.orelse, stmt.finalbody, *(h.body for h in stmt.handlers)]
-        return all(_keep(s) for body in bodies for s in body)
-    return False
-
-
-def filter_source(tree: ast.Module) -> tuple[ast.Module, list[int]]:
-    """The module with only definitions kept, and the line numbers of the dropped statements."""
-    kept: list[ast.stmt] = []
-    dropped: list[int] = []
-    for stmt in tree.body:
-        if _keep(stmt):
-            kept.append(stmt)
+    def is_workspace(self, obj: Any) -> bool:
+        if isinstance(obj, types.ModuleType):
+            return self.modules.get(obj.__name__) is obj
+        if isinstance(obj, type):
+            name = obj.__dict__.get("__module__")
+        elif isinstance(obj, types.FunctionType | types.MethodType):
+            name = getattr(obj, "__module__", None)
         else:
-            dropped.append(stmt.lineno)
-    return ast.Module(body=kept, type_ignores=[]), dropped
+            return False
+        return isinstance(name, str) and name in self.modules
+
+    def inside(self, location: str | Path) -> bool:
+        path = Path(location)
+        return any(path == root or root in path.parents for root in self.roots)
+
+    def load(self, module: types.ModuleType, path: Path) -> None:
+        """Run the definitions of the file at `path` into `module`."""
+        self.modules[module.__name__] = module
+        try:
+            source = reading.read_bytes(
+                path, what="script", limit=reading.LIMITS["script"], roots=self.roots
+            )
+        except reading.Unreadable as exc:
+            raise ImportError(exc.message, name=module.__name__) from None
+        try:
+            tree = ast.parse(source, filename=str(path))
+        except SyntaxError as exc:
+            error = SyntaxError(f"{path.name} has a syntax error at line {exc.lineno}: {exc.msg}")
+            error.nnprobe_where = f"{path.name}:{exc.lineno}"  # type: ignore[attr-defined]
+            raise error from None
+        except (ValueError, RecursionError, MemoryError) as exc:
+            raise ImportError(f"cannot parse {path.name}: {exc}", name=module.__name__) from None
+        run_definitions(module.__dict__, tree, str(path), self.is_workspace, self.skipped)
 
 
-def import_definitions(script: Path | str) -> types.ModuleType:
-    """A module holding the script's definitions, its top-level training code not run."""
+_ACTIVE: list[_Session] = []
+_LOADED: dict[str, types.ModuleType] = {}  # workspace modules left in sys.modules by past calls
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, session: _Session, path: Path) -> None:
+        self.session = session
+        self.path = path
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self.session.load(module, self.path)
+
+
+_COMPILED = tuple(importlib.machinery.EXTENSION_SUFFIXES) + tuple(
+    importlib.machinery.BYTECODE_SUFFIXES
+)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Finds modules in the active session's import folders (and below its packages)."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not _ACTIVE:
+            return None
+        session = _ACTIVE[-1]
+        if path is None:
+            locations = list(session.roots)
+        else:
+            locations = [Path(p) for p in path if session.inside(p)]
+        name = fullname.rpartition(".")[2]
+        for location in locations:
+            package = location / name
+            init = package / "__init__.py"
+            if init.is_file():
+                return importlib.util.spec_from_file_location(
+                    fullname,
+                    init,
+                    loader=_Loader(session, init),
+                    submodule_search_locations=[str(package)],
+                )
+            source = location / f"{name}.py"
+            if source.is_file():
+                return importlib.util.spec_from_file_location(
+                    fullname, source, loader=_Loader(session, source)
+                )
+            for suffix in _COMPILED:
+                compiled = location / f"{name}{suffix}"
+                if compiled.exists():
+                    raise ImportError(
+                        f"{compiled.name} in the workspace is compiled code, which a "
+                        "definitions-only import does not load",
+                        name=fullname,
+                    )
+        for location in locations:
+            folder = location / name
+            if folder.is_dir():
+                # A namespace package only if nothing installed has the name, as in Python.
+                if path is None and importlib.machinery.PathFinder.find_spec(fullname) is not None:
+                    return None
+                spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+                spec.submodule_search_locations = [str(folder)]
+                return spec
+        return None
+
+
+_FINDER = _Finder()
+
+
+@contextlib.contextmanager
+def _active(session: _Session) -> Iterator[None]:
+    if not _ACTIVE:
+        sys.meta_path.insert(0, _FINDER)
+    _ACTIVE.append(session)
+    try:
+        yield
+    finally:
+        _ACTIVE.remove(session)
+        if not _ACTIVE:
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(_FINDER)
+        for name, module in session.modules.items():
+            if sys.modules.get(name) is module:
+                _LOADED[name] = module
+
+
+def _forget_past_modules() -> None:
+    """Drop the workspace modules earlier calls left in sys.modules, so edits are seen."""
+    active = {name for session in _ACTIVE for name in session.modules}
+    for name, module in list(_LOADED.items()):
+        if name in active:
+            continue
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
+        del _LOADED[name]
+
+
+def _import_root(path: Path) -> tuple[Path, str | None]:
+    """The folder Python would import the script's package from, and the script's dotted name
+    there (None when the script is not inside a package)."""
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if len(parts) == 1:
+        return path.parent, None
+    if not all(part.isidentifier() for part in parts):
+        return path.parent, None
+    return folder, ".".join(parts)
+
+
+@dataclass
+class Definitions:
+    """A script's definitions (its module) and the session that loaded them."""
+
+    module: types.ModuleType
+    session: _Session
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        return self.session.skipped
+
+    def is_workspace(self, obj: Any) -> bool:
+        """Whether `obj` (a class, function or module) was defined by the workspace's code."""
+        return self.session.is_workspace(obj)
+
+    def lookup(self, name: str) -> Any:
+        obj: Any = self.module
+        for index, part in enumerate(name.split(".")):
+            found = (
+                obj.__dict__.get(part, _MISSING)
+                if isinstance(obj, types.ModuleType) and self.is_workspace(obj)
+                else getattr(obj, part, _MISSING)
+            )
+            if found is _MISSING and index == 0:
+                found = builtins.__dict__.get(part, _MISSING)
+            if found is _MISSING:
+                why = self.why_missing(part)
+                raise WorkspaceImportError(
+                    f"{Path(str(self.module.__file__)).name} defines no {name!r} (outside its "
+                    f"training top level){why}"
+                )
+            obj = found
+        return obj
+
+    def call(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """`obj(*args, **kwargs)` with workspace imports it makes definitions-only too."""
+        with _active(self.session):
+            return obj(*args, **kwargs)
+
+    def evaluate_model(self, expression: str) -> Any:
+        """The module a model expression (`nn.Sequential(...)`) builds, refused unless it calls
+        only torch.nn classes and the workspace's nn.Module classes, with plain data."""
+        import torch
+
+        def module_class(obj: Any) -> bool:
+            if not (isinstance(obj, type) and issubclass(obj, torch.nn.Module)):
+                return False
+            home = obj.__dict__.get("__module__", "")
+            return self.is_workspace(obj) or (isinstance(home, str) and home.startswith("torch.nn"))
+
+        def module_arg(obj: Any) -> bool:
+            return isinstance(obj, torch.nn.Module) or module_class(obj)
+
+        try:
+            with _active(self.session):
+                return evaluate(
+                    expression, self.module.__dict__, self.is_workspace, module_class, module_arg
+                )
+        except Refused as exc:
+            raise WorkspaceImportError(
+                f"the expression that builds the model {exc.why}, which nnprobe does not run"
+            ) from None
+
+    def why_missing(self, name: str | None) -> str:
+        """`: line 12 `NAME = ...` was skipped (why)` when a skipped statement binds `name`."""
+        if not name:
+            return ""
+        for skipped in self.skipped:
+            if name in skipped.binds:
+                return (
+                    f"; {skipped.describe()} was not run: a definitions-only import runs "
+                    "no such statement"
+                )
+        return ""
+
+    def explain(self, exc: BaseException) -> str:
+        """Why a NameError/AttributeError raised by workspace code may come from a skip."""
+        if isinstance(exc, NameError | AttributeError):
+            return self.why_missing(getattr(exc, "name", None))
+        return ""
+
+
+_MISSING = object()
+
+
+def definitions(script: Path | str) -> Definitions:
+    """The script's definitions, its top-level training code and everything else not run."""
     path = Path(script).resolve()
     try:
         trust.require_code_allowed(f"importing {path.name}")
     except trust.UntrustedCode as exc:
         raise WorkspaceImportError(str(exc)) from None
+    root, dotted = _import_root(path)
+    session = _Session([root])
+    if not _ACTIVE:
+        _forget_past_modules()
     try:
-        source = path.read_bytes()
-    except OSError as exc:
-        raise WorkspaceImportError(f"cannot read {path.name}: {exc.strerror or exc}") from None
-    try:
-        tree = ast.parse(source, filename=str(path))
-    except SyntaxError as exc:
-        raise WorkspaceImportError(
-            f"{path.name} has a syntax error at line {exc.lineno}: {exc.msg}"
-        ) from None
-    filtered, _ = filter_source(tree)
-    code = compile(filtered, str(path), "exec")
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-    name = f"nnprobe_workspace.{path.stem}_{digest}"
-    module = types.ModuleType(name)
-    module.__file__ = str(path)
-    module.__dict__["__builtins__"] = __builtins__
-    directory = str(path.parent)
-    # Registered so dataclasses, inspect.getsource and pickling can find the module by name.
-    previous = sys.modules.get(name)
-    sys.modules[name] = module
-    sys.path.insert(0, directory)
-    try:
-        exec(code, module.__dict__)
+        with _active(session):
+            if dotted is None:
+                digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+                name = f"nnprobe_workspace.{path.stem}_{digest}"
+                module = types.ModuleType(name)
+                module.__file__ = str(path)
+                # Registered so dataclasses, inspect.getsource and pickling find it by name.
+                sys.modules[name] = module
+                try:
+                    session.load(module, path)
+                except BaseException:
+                    sys.modules.pop(name, None)
+                    raise
+            else:
+                module = importlib.import_module(dotted)
+                if not session.is_workspace(module):
+                    raise WorkspaceImportError(
+                        f"{path.name}'s package name {dotted.split('.')[0]!r} is taken by a module "
+                        "nnprobe has already imported; name the factory from a script outside it"
+                    )
+    except WorkspaceImportError:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
     except BaseException as exc:
-        if previous is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = previous
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
+        where = getattr(exc, "nnprobe_where", "")
+        if isinstance(exc, SyntaxError) and str(exc).startswith(path.name):
+            raise WorkspaceImportError(str(exc)) from None
         raise WorkspaceImportError(
             f"importing the definitions of {path.name} raised {type(exc).__name__}: "
-            f"{_first_line(exc)}"
+            f"{_first_line(exc)}" + (f" (at {where})" if where else "")
         ) from exc
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(directory)
-    return module
+    return Definitions(module, session)
+
+
+def import_definitions(script: Path | str) -> types.ModuleType:
+    """A module holding the script's definitions, its top-level training code not run."""
+    return definitions(script).module
 
 
 def load_object(script: Path | str, name: str) -> Any:
     """`name` (dotted for nested attributes) from the script's definitions."""
-    module = import_definitions(script)
-    obj: Any = module
-    for part in name.split("."):
-        if not hasattr(obj, part):
-            raise WorkspaceImportError(
-                f"{Path(script).name} defines no {name!r} (outside its training top level)"
-            )
-        obj = getattr(obj, part)
-    return obj
+    return definitions(script).lookup(name)
+
+
+def call_object(script: Path | str, name: str) -> Any:
+    """Call `name` from the script's definitions without arguments (a probe callable), its
+    own workspace imports definitions-only too."""
+    defs = definitions(script)
+    return defs.call(defs.lookup(name))
 
 
 def _first_line(exc: BaseException) -> str:

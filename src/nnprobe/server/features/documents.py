@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
 
+from nnprobe.core.isolation import safe_path_environment
 from nnprobe.server import lint_process
 from nnprobe.server.configs import is_config_file
 from nnprobe.server.convert import to_diagnostics
@@ -57,12 +58,22 @@ class LintPool:
 
             # spawn, not fork: forking a process that runs threads can deadlock the child.
             context = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            with safe_path_environment():  # the resource tracker starts here
+                self._executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
         return self._executor
+
+    def _submit(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """`function(*args)` in the child. The child is started on demand by this call, with
+        `python -c` in this process's working directory: safe-path keeps that folder (the
+        user's checkout when a client starts us there) off its import path."""
+        pool = self._pool()
+        with safe_path_environment():
+            return asyncio.get_running_loop().run_in_executor(pool, function, *args)
 
     def warm(self) -> None:
         """Start the child and load the rules now, so the first document is not kept waiting."""
-        future = self._pool().submit(lint_process.warm)
+        with safe_path_environment():
+            future = self._pool().submit(lint_process.warm)
         future.add_done_callback(lambda done: self._remember_pid(done.result()))
 
     def _remember_pid(self, pid: int) -> None:
@@ -71,13 +82,12 @@ class LintPool:
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         from concurrent.futures.process import BrokenProcessPool
 
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool(), function, *args)
+            return await self._submit(function, *args)
         except BrokenProcessPool:
             log.error("the lint process died; starting a new one")
             self._executor = None
-            return await loop.run_in_executor(self._pool(), function, *args)
+            return await self._submit(function, *args)
 
     def shutdown(self) -> None:
         if self._executor is not None:
