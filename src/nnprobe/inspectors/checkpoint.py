@@ -218,6 +218,8 @@ def checkpoint_job(params: dict[str, Any]) -> dict[str, Any]:
 
     data = dict(params.get("config") or {})
     config = config_from_dict(data)
+    if "select" not in data:  # unsaid: the rules enabled by default, not none
+        config.select = Config.default().select
     config.trusted = trust.job_trusted(params)
     config.allow_pickle = bool(params.get("allow_pickle"))
     config.run_probes = bool(data.get("run_probes"))
