@@ -192,7 +192,7 @@ def _probe_config(config: Config, args: argparse.Namespace) -> Config:
         entries.append(ModelEntry(factory, pattern if sep else None, cwd, "--model"))
     config.models = entries + config.models
     if args.probe:
-        config.probe, config.probe_base = args.probe, cwd
+        config.probe, config.probe_base, config.probe_named = args.probe, cwd, True
     if args.input_shape:
         from nnprobe.probe.inputs import parse_shape
 

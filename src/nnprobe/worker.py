@@ -9,6 +9,11 @@ out (NP904). The protocol is in docs/worker.md.
 The protocol owns the real stdout: it is moved to a private file descriptor at start, and fd 1 and
 sys.stdout are pointed at stderr, so whatever user code or native libraries print cannot corrupt
 the stream.
+
+The worker ends with the process that started it (core/lifetime.py): a front door killed mid-job
+cannot leave it running. ONNX Runtime's telemetry (on by default in its Linux wheels since 1.29)
+is switched off before anything imports it: it would send events to Microsoft and keep a device id
+and an event cache under ~/.cache/Microsoft/DeveloperTools, outside anything nnprobe may write.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import sys
 import traceback
 from typing import Any, TextIO
 
+from nnprobe.core.lifetime import die_with_parent
 from nnprobe.probe.memory import address_space_limit
 
 PROTOCOL_VERSION = 1
@@ -93,6 +99,9 @@ def _warm_up() -> None:
 
 
 def main() -> int:
+    die_with_parent()
+    # Read once, when ONNX Runtime loads (set later, it is ignored).
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
     stream = _protocol_stream()
     # A probe started by a job runs here: this is the process the front door kills.
     os.environ["NNPROBE_WORKER"] = "inprocess"

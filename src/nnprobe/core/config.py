@@ -100,6 +100,7 @@ class Config:
     models: list[ModelEntry] = field(default_factory=list)  # first match wins
     probe: str | None = None  # a data file or "file.py:callable", relative to probe_base
     probe_base: Path | None = None
+    probe_named: bool = False  # --probe: the user typed it, so it is read wherever it is
     input_shape: tuple[int, ...] | None = None
     probe_batch: int | None = None
     logs: dict[str, Any] = field(default_factory=dict)  # validated by nnprobe.logs.settings

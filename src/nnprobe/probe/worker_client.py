@@ -93,6 +93,7 @@ class WorkerClient:
         paths = [source_root, *inherited_path(p for p in sys.path if os.path.isdir(p))]
         env = child_environment(os.environ, paths)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env["ORT_DISABLE_TELEMETRY"] = "1"  # no ~/.cache/Microsoft writes, no events sent
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (open as long as the worker)
         self._relayed = 0
         self._lines = queue.Queue()

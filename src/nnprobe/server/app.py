@@ -16,15 +16,23 @@ API for components that produce diagnostics out of process (the runtime worker):
     server.runtime_commands      # command id -> async (server, args) -> payload (features/commands)
     server.line_followers        # callbacks (uri, line_map) after an edit of an open document;
                                  # line_map() builds the LineMap (line_map.py) on first call
+    server.stop_work()           # cancel every task, end the lint process and probe workers
+
+The session (`start_io`, `start_tcp`) is read through framing.py rather than pygls's reader, and
+returns the process's exit status: 0 after shutdown and exit (or the client closing the stream
+after shutdown), 1 for an exit or end of input without shutdown, 2 when the client's bytes stopped
+being LSP messages (the reason is logged to the client and to stderr before the session closes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -36,9 +44,10 @@ from nnprobe.core.finding import Finding
 from nnprobe.server import logs
 from nnprobe.server.configs import ConfigResolver
 from nnprobe.server.convert import disk_index, to_diagnostics
+from nnprobe.server.framing import STALL_TIMEOUT, FrameParser, FramingError, StdinFrames
 from nnprobe.server.line_map import LineMap
 from nnprobe.server.positions import UTF16
-from nnprobe.server.protocol import ServerProtocol
+from nnprobe.server.protocol import ServerProtocol, SessionEnd, describe
 from nnprobe.server.settings import Settings
 from nnprobe.server.store import DiagnosticStore
 
@@ -49,8 +58,33 @@ WatchedFilesListener = Callable[[Sequence[types.FileEvent]], None]
 LineFollower = Callable[[str, Callable[[], LineMap]], None]
 RuntimeCommand = Callable[["NnprobeServer", tuple[Any, ...]], Awaitable[dict[str, Any]]]
 
+FRAMING_EXIT = 2
+
+
+class _Writer:
+    """pygls's stdout writer, except that a client gone (a broken pipe) ends the session instead
+    of raising into whichever handler happened to write."""
+
+    def __init__(self, stream: BinaryIO, protocol: ServerProtocol) -> None:
+        self._stream = stream
+        self._protocol = protocol
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._stream.write(data)
+            self._stream.flush()
+        except (BrokenPipeError, ConnectionError, ValueError) as exc:
+            log.debug("the client's end is closed (%s)", exc)
+            self._protocol.end(0 if self._protocol.shut_down else 1)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.close()
+
 
 class NnprobeServer(LanguageServer):
+    protocol: ServerProtocol
+
     def __init__(self) -> None:
         # Full sync: pygls applies incremental edits on lines split by str.splitlines, which
         # also breaks at \f, \v and \u2028 and would corrupt the buffer; LSP splits at \n, \r.
@@ -77,6 +111,147 @@ class NnprobeServer(LanguageServer):
         from nnprobe.server.features.documents import StaticLinter
 
         self.linter = StaticLinter(self)
+        self.protocol.stop_work = self.stop_work
+        self._keep: set[asyncio.Task[Any]] = set()  # the session's own tasks (its TCP reader)
+        self._stopped = False  # stop_work ran: the session is over
+
+    # ---- the session
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
+        """Serve one client on stdin/stdout until it exits; the exit status."""
+        fd = (stdin or sys.stdin.buffer).fileno()
+        return asyncio.run(self._serve_stdio(fd, stdout or sys.stdout.buffer))
+
+    async def _serve_stdio(self, fd: int, stdout: BinaryIO) -> int:
+        loop = asyncio.get_running_loop()
+        ended = self._session_end(loop)
+        self.protocol.set_writer(_Writer(stdout, self.protocol))
+
+        def receive(item: bytes | FramingError | None) -> None:
+            try:
+                if not ended.done():
+                    self._receive(item)
+            finally:
+                if isinstance(item, bytes):
+                    frames.handled()
+
+        def deliver(item: bytes | FramingError | None) -> None:  # in the reader's thread
+            loop.call_soon_threadsafe(receive, item)
+
+        frames = StdinFrames(fd, deliver)
+        frames.start()
+        return await self._finish(ended)
+
+    def start_tcp(self, host: str, port: int) -> int:  # type: ignore[override]
+        """Serve one client connecting on TCP, read through framing.py; the exit status."""
+        return asyncio.run(self._serve_tcp(host, port))
+
+    async def _serve_tcp(self, host: str, port: int) -> int:
+        ended = self._session_end(asyncio.get_running_loop())
+
+        async def read(reader: asyncio.StreamReader) -> None:
+            parser = FrameParser()
+            while not ended.done():
+                try:
+                    timeout = STALL_TIMEOUT if parser.partial else None
+                    try:
+                        data = await asyncio.wait_for(reader.read(65536), timeout)
+                    except TimeoutError:
+                        raise parser.stalled(STALL_TIMEOUT) from None
+                    if not data:
+                        parser.end()
+                    bodies = parser.feed(data)
+                except (FramingError, ConnectionError) as exc:
+                    self._receive(exc if isinstance(exc, FramingError) else FramingError(str(exc)))
+                    return
+                if not data:
+                    self._receive(None)
+                    return
+                for body in bodies:
+                    if not ended.done():
+                        self._receive(body)
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self.protocol.writer is not None:  # one client per server, as on stdio
+                writer.close()
+                return
+            log.debug("a client connected")
+            self.protocol.set_writer(writer)
+            task = asyncio.current_task()
+            if task is not None:
+                self._keep.add(task)
+            await read(reader)
+            writer.close()
+
+        server = await asyncio.start_server(connection, host, port)
+        log.info("serving on %s:%s", host, port)
+        async with server:
+            code = await self._finish(ended)
+        return code
+
+    def _session_end(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[int]:
+        ended: asyncio.Future[int] = loop.create_future()
+        self.log_handler.bind(loop)
+        main = asyncio.current_task()
+        if main is not None:
+            self._keep.add(main)
+
+        def exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            # pygls resumes a generator handler (initialized, executeCommand) from a callback
+            # that does not expect its inner task to be cancelled, as stop_work cancels it.
+            if not (self._stopped and isinstance(context.get("exception"), asyncio.CancelledError)):
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(exception_handler)
+
+        def stop(code: int) -> None:
+            if not ended.done():
+                ended.set_result(code)
+
+        self.protocol.on_exit = stop
+        return ended
+
+    def _receive(self, item: bytes | FramingError | None) -> None:
+        """One body from the reader, or the end of the client's input (None), or a framing error."""
+        protocol = self.protocol
+        if item is None:
+            log.info("the client closed its end of the connection")
+            protocol.end(0 if protocol.shut_down else 1)
+        elif isinstance(item, FramingError):
+            self._close_for(item.reason)
+        else:
+            try:
+                protocol.handle_body(item)
+            except SessionEnd as exc:
+                self._close_for(str(exc))
+
+    def _close_for(self, reason: str) -> None:
+        log.error("closing the session: %s", reason)
+        self.protocol.end(FRAMING_EXIT)
+
+    async def _finish(self, ended: asyncio.Future[int]) -> int:
+        code = await ended
+        self.stop_work()
+        self.shutdown()  # type: ignore[no-untyped-call]  # pygls: its stop event, thread pool
+        return code
+
+    def stop_work(self) -> None:
+        """Stop everything under way: every task but the session's own is cancelled (pending
+        lints, probes, polls, requests), the lint process and the probe workers are ended."""
+        from nnprobe.server.probe_worker import kill_all
+
+        self._stopped = True
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not current and task not in self._keep:
+                task.cancel()
+        self.linter.pool.shutdown()
+        kill_all()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls's hook for errors outside a request (it would show them as a message box with
+        the exception's text): one line to the log, the traceback to stderr."""
+        log.error("internal error: %s", describe(error), exc_info=error)
 
     # ---- workspace helpers
 

@@ -15,6 +15,9 @@ from typing import Any
 from nnprobe.core.config import Config
 from nnprobe.core.files import Target
 from nnprobe.core.finding import Finding
+from nnprobe.server.lint_process import watch_parent_if_child
+
+watch_parent_if_child()
 
 _READERS: dict[tuple[Path, tuple[tuple[str, str], ...]], Any] = {}
 

@@ -8,6 +8,9 @@ Start-up is mostly importing pygls and lsprotocol (about a thousand attrs classe
 garbage collector stays off while they load (each collection it ran there walked every object
 loaded so far: a sixth of the time to answer `initialize`), and what start-up loaded is then
 frozen out of later collections, since it lives as long as the process.
+
+`serve` returns the session's exit status (app.py says which): an editor restarts a server that
+ended non-zero without being asked to.
 """
 
 from __future__ import annotations
@@ -55,7 +58,5 @@ def serve(tcp: str | None = None) -> int:
     address = parse_address(tcp) if tcp else None
     if address is None:
         protocol_out = _take_stdout()
-        _load_server().start_io(sys.stdin.buffer, protocol_out)
-    else:
-        _load_server().start_tcp(*address)
-    return 0
+        return _load_server().start_io(sys.stdin.buffer, protocol_out)
+    return _load_server().start_tcp(*address)

@@ -12,6 +12,11 @@ another thread still talks to the last one.
 A request that is merely superseded (a newer checkpoint of the same run arrived) is not killed by
 this class: the server lets it finish (`owner` and `sent_at` say whose request is in flight and
 since when) and decides itself when it has run too long (features/runtime.py).
+
+`kill_all` ends every worker the server started, at shutdown; a worker also ends by itself when
+the server dies (core/lifetime.py). The traceback of a job that crashed in the worker (NP907) is
+logged here, to the server's stderr, and taken out of the response: nothing downstream can pass it
+on to the client.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import atexit
 import logging
 import sys
 import time
+import weakref
 from typing import Any
 
 from nnprobe.probe.worker_client import WorkerClient, WorkerError
 
 log = logging.getLogger("nnprobe.server.worker")
+_ALL: weakref.WeakSet[ProbeWorker] = weakref.WeakSet()
 
 __all__ = ["ProbeWorker", "WorkerError"]
 
@@ -43,6 +50,7 @@ class ProbeWorker:
         self.sent_at = 0.0  # time.monotonic() when that request went out
         # A worker stuck in a job would outlive the server: its stdin closes only when it reads.
         atexit.register(self.kill)
+        _ALL.add(self)
 
     @property
     def pid(self) -> int | None:
@@ -106,7 +114,7 @@ class ProbeWorker:
                     )
                 )
                 self._inflight.add_done_callback(_consume)
-                return await asyncio.shield(self._inflight)
+                return _without_traceback(method, await asyncio.shield(self._inflight))
             except asyncio.CancelledError:
                 log.info("a probe job was cancelled: stopping the worker")
                 client.kill()
@@ -122,6 +130,23 @@ class ProbeWorker:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def kill_all() -> None:
+    """Kill every probe worker of this process (the server is shutting down)."""
+    for worker in list(_ALL):
+        worker.kill()
+
+
+def _without_traceback(method: str, response: dict[str, Any]) -> dict[str, Any]:
+    error = response.get("error")
+    if isinstance(error, dict) and "traceback" in error:
+        error = dict(error)
+        trace = error.pop("traceback")
+        # The server's stderr is its own log; the client's log is window/logMessage.
+        sys.stderr.write(f"nnprobe: the worker's {method} job crashed:\n{trace}\n")
+        response = {**response, "error": error}
+    return response
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
