@@ -6,7 +6,8 @@ fire on real images. So every ProbeInputs says whether it is synthetic, and `des
 phrase every activation finding quotes ("on 64 synthetic inputs", "on 500 inputs from digits.npz").
 
 Files are read without unpickling anything: `.npz`/`.npy` with allow_pickle=False, `.pt` with
-torch.load(weights_only=True). The batch axis is always the first one.
+torch.load(weights_only=True), and never past what their headers promise (`load_probe_file`).
+The batch axis is always the first one.
 
 A configured callable (`probe = "train.py:probe_batch"`) imports workspace code, which only a
 trusted workspace may do; whoever resolves it calls it and passes what it returns, `inputs` or
@@ -15,11 +16,17 @@ trusted workspace may do; whoever resolves it calls it and passes what it return
 
 from __future__ import annotations
 
+import math
+import os
+import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from nnprobe.core.reading import LIMITS, Unreadable, open_regular
 from nnprobe.inspectors.activation_context import InputSummary
+from nnprobe.probe.zip_limits import ArchiveRefused, checked_members
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,6 +34,7 @@ if TYPE_CHECKING:
 DEFAULT_SYNTHETIC = 64
 DEFAULT_SPATIAL = 32
 DEFAULT_SEQUENCE = 16
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 class ProbeInputError(ValueError):
@@ -103,51 +111,125 @@ def _array(value: Any, what: str) -> np.ndarray[Any, Any]:
         raise ProbeInputError(f"cannot use the {what} as an array ({exc})") from None
 
 
-def load_probe_file(path: Path | str) -> ProbeInputs:
+def load_probe_file(path: Path | str, roots: Iterable[Path] | None = None) -> ProbeInputs:
     """Inputs (and labels) from `.npz` (arrays `x`, optional `y`), `.npy`, or a weights-only `.pt`
-    holding a tensor, a dict with `x`/`y`, or an `(x, y)` pair."""
-    import numpy as np
+    holding a tensor, a dict with `x`/`y`, or an `(x, y)` pair.
 
+    The file is opened with the guarded reader (a regular file of at most LIMITS["probe-data"]
+    bytes that no link leads out of `roots` to reach, when given) and checked before anything is
+    allocated: a zip's directory against zip_limits (an `.npz` or torch.save archive that would
+    inflate far past its size), each `.npy` header's shape x dtype against the bytes that hold
+    it and against the same cap."""
     path = Path(path)
     suffix = path.suffix.lower()
     name = path.name
+    if suffix not in (".npz", ".npy", ".pt", ".pth"):
+        raise ProbeInputError(f"probe data must be .npz, .npy or .pt, not {suffix or name!r}")
     try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                keys = list(data.keys())
-                if "x" in keys:
-                    x, y = data["x"], data["y"] if "y" in keys else None
-                elif len(keys) == 1:
-                    x, y = data[keys[0]], None
-                else:
-                    raise ProbeInputError(
-                        f"{name} has arrays {', '.join(keys)} but no 'x' (inputs) array"
-                    )
-        elif suffix == ".npy":
-            x, y = np.load(path, allow_pickle=False), None
-        elif suffix in (".pt", ".pth"):
-            x, y = _load_torch(path)
-        else:
-            raise ProbeInputError(f"probe data must be .npz, .npy or .pt, not {suffix or name!r}")
-    except ProbeInputError:
-        raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise ProbeInputError(f"cannot read probe data {name}: {exc}") from None
+        handle = open_regular(path, what="probe data", limit=LIMITS["probe-data"], roots=roots)
+    except Unreadable as exc:
+        raise ProbeInputError(exc.message) from None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            if suffix == ".npz":
+                x, y = _load_npz(handle, size, name)
+            elif suffix == ".npy":
+                x, y = _load_npy(handle, size, name), None
+            else:
+                x, y = _load_torch(handle, size, name)
+        except ProbeInputError:
+            raise
+        except ArchiveRefused as exc:
+            raise ProbeInputError(f"probe data {name}: {exc}") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ProbeInputError(f"cannot read probe data {name}: {exc}") from None
     return ProbeInputs.from_arrays(x, y, source=name)
 
 
-def _load_torch(path: Path) -> tuple[Any, Any]:
+def _load_npz(handle: BinaryIO, size: int, name: str) -> tuple[Any, Any]:
+    import numpy as np
+
+    members = checked_members(handle, size)
+    keys = [m[: -len(".npy")] for m in members if m.endswith(".npy")]
+    if "x" in keys:
+        wanted = ["x", "y"] if "y" in keys else ["x"]
+    elif len(keys) == 1:
+        wanted = keys
+    else:
+        raise ProbeInputError(f"{name} has arrays {', '.join(keys)} but no 'x' (inputs) array")
+    with zipfile.ZipFile(handle) as archive:
+        declared = 0
+        for key in wanted:
+            info = archive.getinfo(f"{key}.npy")
+            with archive.open(info) as member:
+                declared += _declared_bytes(member, info.file_size, f"{name}'s array {key!r}")
+            _check_total(declared, name)
+    handle.seek(0)
+    with np.load(handle, allow_pickle=False) as data:
+        x = data[wanted[0]]
+        y = data["y"] if len(wanted) > 1 else None
+    return x, y
+
+
+def _load_npy(handle: BinaryIO, size: int, name: str) -> Any:
+    import numpy as np
+
+    _check_total(_declared_bytes(handle, size, name), name)
+    handle.seek(0)
+    return np.load(handle, allow_pickle=False)
+
+
+def _declared_bytes(stream: Any, size: int, what: str) -> int:
+    """The data bytes an .npy header at the start of `stream` (of `size` bytes) declares, refused
+    when they would not fit in the bytes that follow it: numpy allocates the whole array from
+    the header before it reads the data."""
+    import numpy as np
+
+    fmt = np.lib.format
+    version = fmt.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, _, dtype = fmt.read_array_header_2_0(stream)
+    else:
+        shape, _, dtype = fmt._read_array_header(stream, version)
+    if dtype.hasobject:
+        raise ProbeInputError(f"{what} holds Python objects (pickled), which are not read")
+    declared = math.prod(int(d) for d in shape) * dtype.itemsize
+    available = size - stream.tell()
+    if declared > available:
+        raise ProbeInputError(
+            f"{what} declares shape {tuple(shape)} of {dtype} ({_size(declared)}) but holds "
+            f"{_size(max(available, 0))}: refused before allocating it"
+        )
+    return declared
+
+
+def _check_total(declared: int, name: str) -> None:
+    limit = LIMITS["probe-data"]
+    if declared > limit:
+        raise ProbeInputError(
+            f"probe data {name} declares {_size(declared)} of arrays, over the {_size(limit)} "
+            "nnprobe reads for probe data: refused before allocating it"
+        )
+
+
+def _load_torch(handle: BinaryIO, size: int, name: str) -> tuple[Any, Any]:
     try:
         import torch
     except ImportError:
         raise ProbeInputError(
-            f"reading {path.name} needs torch (pip install 'nnprobe[probe]')"
+            f"reading {name} needs torch (pip install 'nnprobe[probe]')"
         ) from None
+    if handle.read(4) in _ZIP_MAGIC:
+        checked_members(handle, size)  # torch inflates each record at its declared size
+    handle.seek(0)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ProbeInputError(
-            f"cannot read {path.name} with weights_only=True ({type(exc).__name__}: {exc})"
+            f"cannot read {name} with weights_only=True ({type(exc).__name__}: {exc})"
         ) from None
     if isinstance(data, torch.Tensor):
         return data, None
@@ -155,10 +237,19 @@ def _load_torch(path: Path) -> tuple[Any, Any]:
         for xk, yk in (("x", "y"), ("inputs", "labels"), ("input", "target"), ("data", "target")):
             if xk in data:
                 return data[xk], data.get(yk)
-        raise ProbeInputError(f"{path.name} is a dict without an 'x' entry")
+        raise ProbeInputError(f"{name} is a dict without an 'x' entry")
     if isinstance(data, (tuple, list)) and len(data) == 2:
         return data[0], data[1]
-    raise ProbeInputError(f"{path.name} holds a {type(data).__name__}, not a tensor or (x, y)")
+    raise ProbeInputError(f"{name} holds a {type(data).__name__}, not a tensor or (x, y)")
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{count} bytes" if count < 1024 else f"{value:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

@@ -551,7 +551,7 @@ def _load_onnx(path: Path) -> Checkpoint:
         raise LoadError(
             "NP901", f"reading ONNX models needs the onnx package: {INSTALL_HINT}"
         ) from None
-    from nnprobe.probe.onnx_weights import read_weights
+    from nnprobe.probe.onnx_weights import MAX_NODES, node_count, read_weights, too_many_nodes
 
     try:
         model = onnx.load(str(path), load_external_data=True)
@@ -565,6 +565,9 @@ def _load_onnx(path: Path) -> Checkpoint:
         ) from None
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
         raise LoadError("NP901", "not an ONNX model: the file holds no graph")
+    nodes = node_count(model.graph)
+    if nodes > MAX_NODES:
+        raise LoadError("NP901", too_many_nodes(nodes))
     try:
         weights = read_weights(model)
     except Exception as exc:

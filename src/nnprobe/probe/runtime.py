@@ -18,6 +18,7 @@ from nnprobe.core import trust
 from nnprobe.core.config import Config, split_factory
 from nnprobe.core.engine import internal_finding
 from nnprobe.core.finding import Finding
+from nnprobe.core.reading import escapes
 from nnprobe.probe.factory import Resolution, resolve_factory
 from nnprobe.probe.source_map import SourceMap, display_for
 
@@ -120,10 +121,27 @@ def probe_source(config: Config) -> dict[str, Any] | None:
         if not script.is_file():
             raise ValueError(f"cannot use the probe inputs {text}: {script} does not exist")
         return {"script": str(script), "callable": name}
-    path = (base / text).resolve()
-    if not path.is_file():
+    # Kept as named (links unresolved) so that the worker's guarded open sees any link.
+    path = Path(os.path.normpath((base / text).absolute()))
+    if not os.path.lexists(path):
         raise ValueError(f"cannot use the probe inputs {text}: no such file")
-    return {"file": str(path)}
+    if config.probe_named:
+        return {"file": str(path)}
+    # A config is repository content: the data file it names must be in the workspace.
+    root = Path(os.path.normpath(config.root.absolute()))
+    where = f"{config.source.name} names" if config.source else "the config names"
+    if not path.is_relative_to(root):
+        raise ValueError(
+            f"cannot use the probe inputs {text}: {where} a file outside the workspace ({path}), "
+            "which nnprobe does not read for a configured probe (pass it with --probe)"
+        )
+    real = escapes(path, [root])
+    if real is not None:
+        raise ValueError(
+            f"cannot use the probe inputs {text}: a symbolic link to {real}, outside the "
+            "workspace: not read (pass it with --probe)"
+        )
+    return {"file": str(path), "roots": [str(root)]}
 
 
 def _config_dict(config: Config) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Refuses zip bombs before torch or zipfile read an archive's members.
+"""Refuses zip bombs before torch, numpy or zipfile read an archive's members: checkpoints and
+the probe data files that are zips (`.npz`, a torch.save `.pt`).
 
 `torch.load` hands a .pt zip to its C++ reader (miniz), which allocates each record at the size the
 central directory declares and inflates it whole: a deflated data.pkl or tensor record that
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 MAX_MEMBERS = 50_000  # far above any published checkpoint's storage count
 MAX_DIRECTORY = 16 * 2**20  # central directory bytes: about 200 bytes a member at MAX_MEMBERS
@@ -26,27 +28,39 @@ class ArchiveRefused(Exception):
     """The archive declares more than nnprobe will inflate; the message says what and why."""
 
 
-def checked_members(path: Path, size: int) -> list[str]:
-    """The member names of the zip at `path` (`size` bytes), after refusing archives that list
-    too many members or declare too many uncompressed bytes. zipfile's own errors propagate."""
-    with path.open("rb") as handle:
-        # zipfile's reader of the end-of-archive record (zip64 aware), not public API but stable
-        # since Python 2.6; it reads at most the last 64 KiB of the file.
-        end = zipfile._EndRecData(handle)  # type: ignore[attr-defined]
+def checked_members(source: Path | BinaryIO, size: int) -> list[str]:
+    """The member names of the zip at `source` (a path, or a seekable file opened in binary mode
+    and left where it was; `size` bytes), after refusing archives that list too many members or
+    declare too many uncompressed bytes. zipfile's own errors propagate."""
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            return _checked(handle, size)
+    where = source.tell()
+    try:
+        return _checked(source, size)
+    finally:
+        source.seek(where)
+
+
+def _checked(handle: BinaryIO, size: int) -> list[str]:
+    # zipfile's reader of the end-of-archive record (zip64 aware), not public API but stable
+    # since Python 2.6; it reads at most the last 64 KiB of the file.
+    end = zipfile._EndRecData(handle)  # type: ignore[attr-defined]
     if end is not None:
         members = int(end[zipfile._ECD_ENTRIES_TOTAL])  # type: ignore[attr-defined]
         directory = int(end[zipfile._ECD_SIZE])  # type: ignore[attr-defined]
         if members > MAX_MEMBERS:
             raise ArchiveRefused(
                 f"the zip archive lists {members:,} members (nnprobe reads at most "
-                f"{MAX_MEMBERS:,}; a checkpoint has one per tensor storage): refused unread"
+                f"{MAX_MEMBERS:,}; a checkpoint has one per tensor storage, an .npz one per "
+                "array): refused unread"
             )
         if directory > MAX_DIRECTORY:
             raise ArchiveRefused(
                 f"the zip archive's directory is {_size(directory)} (at most "
                 f"{_size(MAX_DIRECTORY)} is read): refused unread"
             )
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(handle) as archive:
         infos = archive.infolist()
     declared = sum(info.file_size for info in infos)
     budget = max(MIN_BUDGET, MAX_RATIO * size)
