@@ -195,7 +195,7 @@ def _declared_bytes(stream: Any, size: int, what: str) -> int:
     else:
         shape, _, dtype = fmt._read_array_header(stream, version)
     if dtype.hasobject:
-        raise ProbeInputError(f"{what} holds Python objects (pickled), which are not read")
+        raise ProbeInputError(f"cannot read {what}: it holds Python objects, a pickle: not read")
     declared = math.prod(int(d) for d in shape) * dtype.itemsize
     available = size - stream.tell()
     if declared > available:
