@@ -14,7 +14,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const output = vscode.window.createOutputChannel("nnprobe", { log: true });
   const status = new StatusItem();
   const panel = new PicturePanel(context.extensionUri);
-  manager = new ServerManager(output, status);
+  manager = new ServerManager(output, status, context.extensionUri.fsPath);
   const server = manager;
   context.subscriptions.push(output, status, panel, server);
   context.subscriptions.push(

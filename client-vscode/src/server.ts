@@ -1,7 +1,8 @@
 /**
  * The language client's life cycle: choose the interpreter, check nnprobe imports there (else offer
- * to install it), start `python -m nnprobe serve`, push settings on change, restart when the
- * interpreter changes, and keep the status bar honest about what the server is doing.
+ * to install it), start `python -P -m nnprobe serve` in the extension's folder (interpreter.ts says
+ * why), push settings on change, restart when the interpreter changes, and keep the status bar honest
+ * about what the server is doing.
  */
 
 import { execFile } from "node:child_process";
@@ -15,11 +16,13 @@ import {
 } from "vscode-languageclient/node";
 import { CLIENT_ID, CLIENT_NAME, SECTION } from "./constants";
 import {
+  type Launch,
   type ResolvedInterpreter,
   importCheckArgs,
+  importFailure,
   installArgs,
   resolveInterpreter,
-  serverArgs,
+  serverLaunch,
 } from "./interpreter";
 import { activeInterpreter } from "./python_api";
 import { serverSettings } from "./settings";
@@ -27,10 +30,11 @@ import type { StatusItem } from "./status";
 
 const IMPORT_CHECK_TIMEOUT_MS = 30_000;
 
-function importError(command: string): Promise<string | undefined> {
+function importError(launch: Launch): Promise<{ reason: string; installable: boolean } | undefined> {
   return new Promise((resolve) => {
-    execFile(command, importCheckArgs(), { timeout: IMPORT_CHECK_TIMEOUT_MS }, (error, _stdout, stderr) => {
-      resolve(error ? (stderr.trim().split("\n").pop() || error.message) : undefined);
+    const options = { timeout: IMPORT_CHECK_TIMEOUT_MS, cwd: launch.options.cwd };
+    execFile(launch.command, importCheckArgs(), options, (error, _stdout, stderr) => {
+      resolve(error ? importFailure(stderr, error.message) : undefined);
     });
   });
 }
@@ -41,10 +45,16 @@ export class ServerManager implements vscode.Disposable {
   private chain: Promise<void> = Promise.resolve();
   interpreter: ResolvedInterpreter | undefined;
 
+  /** `extensionDir`: the extension's own folder, the working directory of every Python it starts. */
   constructor(
     private readonly output: vscode.LogOutputChannel,
     private readonly status: StatusItem,
+    private readonly extensionDir: string,
   ) {}
+
+  private launch(python: string): Launch {
+    return serverLaunch(python, this.extensionDir, vscode.workspace.workspaceFolders?.[0]?.uri.fsPath);
+  }
 
   private facts(): { interpreter: string; trusted: boolean } {
     return { interpreter: this.interpreter?.command ?? "python3", trusted: vscode.workspace.isTrusted };
@@ -88,16 +98,22 @@ export class ServerManager implements vscode.Disposable {
   private async doStart(): Promise<void> {
     this.status.set("starting");
     this.interpreter = await this.chooseInterpreter();
-    const python = this.interpreter.command;
+    const launch = this.launch(this.interpreter.command);
+    const python = launch.command;
     this.output.info(`Using ${python} (from ${this.interpreter.source}); trusted workspace: ${vscode.workspace.isTrusted}`);
-    const missing = await importError(python);
+    const missing = await importError(launch);
     if (missing !== undefined) {
-      this.output.error(`nnprobe cannot be imported by ${python}: ${missing}`);
-      this.status.set("error", `nnprobe is not installed in ${python}`);
-      void this.offerInstall(python);
+      this.output.error(`nnprobe cannot be imported by ${python}: ${missing.reason}`);
+      if (missing.installable) {
+        this.status.set("error", `nnprobe is not installed in ${python}`);
+        void this.offerInstall(launch);
+      } else {
+        this.status.set("error", `${python}: ${missing.reason}`);
+      }
       return;
     }
-    const serverOptions: ServerOptions = { command: python, args: serverArgs() };
+    this.output.info(`Starting ${python} ${launch.args.join(" ")} in ${launch.options.cwd}`);
+    const serverOptions: ServerOptions = launch;
     const clientOptions: LanguageClientOptions = {
       documentSelector: [
         { scheme: "file", language: "python" },
@@ -172,7 +188,8 @@ export class ServerManager implements vscode.Disposable {
     }
   }
 
-  private async offerInstall(python: string): Promise<void> {
+  private async offerInstall(launch: Launch): Promise<void> {
+    const python = launch.command;
     const install = "Install nnprobe";
     const choice = await vscode.window.showErrorMessage(
       `nnprobe is not installed in the Python at ${python}. Install it there with pip?`,
@@ -191,7 +208,7 @@ export class ServerManager implements vscode.Disposable {
       vscode.TaskScope.Workspace,
       "install nnprobe",
       "nnprobe",
-      new vscode.ProcessExecution(python, installArgs()),
+      new vscode.ProcessExecution(python, installArgs(), { cwd: launch.options.cwd }),
     );
     task.presentationOptions = { reveal: vscode.TaskRevealKind.Always, focus: false, panel: vscode.TaskPanelKind.Dedicated };
     const execution = await vscode.tasks.executeTask(task);

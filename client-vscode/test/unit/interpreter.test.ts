@@ -1,5 +1,15 @@
 import * as assert from "node:assert/strict";
-import { DEFAULT_INTERPRETER, installArgs, resolveInterpreter, serverArgs } from "../../src/interpreter";
+import * as path from "node:path";
+import {
+  DEFAULT_INTERPRETER,
+  importCheckArgs,
+  importFailure,
+  installArgs,
+  interpreterCommand,
+  resolveInterpreter,
+  serverArgs,
+  serverLaunch,
+} from "../../src/interpreter";
 
 const ext = (path: string | undefined) => async () => path;
 
@@ -41,8 +51,49 @@ describe("resolveInterpreter", () => {
   });
 
   it("starts the server as a module and installs the lsp extra", () => {
-    assert.deepEqual(serverArgs(), ["-m", "nnprobe", "serve"]);
+    assert.deepEqual(serverArgs(), ["-P", "-m", "nnprobe", "serve"]);
     assert.ok(installArgs().includes("nnprobe[lsp]"));
-    assert.deepEqual(installArgs().slice(0, 3), ["-m", "pip", "install"]);
+    assert.deepEqual(installArgs().slice(0, 4), ["-P", "-m", "pip", "install"]);
+  });
+});
+
+describe("serverLaunch: nothing in the workspace can shadow a module the server imports", () => {
+  const extensionDir = path.resolve("/ext/nnprobe-0.1.0");
+  const workspace = path.resolve("/home/me/checkout");
+
+  it("runs python -P -m nnprobe serve in the extension's folder, never the workspace", () => {
+    const launch = serverLaunch("/env/bin/python", extensionDir, workspace);
+    assert.deepEqual(launch, {
+      command: "/env/bin/python",
+      args: ["-P", "-m", "nnprobe", "serve"],
+      options: { cwd: extensionDir },
+    });
+    assert.notEqual(launch.options.cwd, workspace);
+  });
+
+  it("puts -P before -m and -c in every Python it starts (after it, it would be the program's argument)", () => {
+    for (const args of [serverArgs(), importCheckArgs(), installArgs()]) {
+      assert.equal(args[0], "-P", args.join(" "));
+      assert.ok(["-m", "-c"].includes(args[1]), args.join(" "));
+    }
+  });
+
+  it("keeps a relative interpreter setting meaning what it meant from the workspace folder", () => {
+    const venv = path.join(workspace, ".venv", "bin", "python");
+    assert.equal(interpreterCommand(".venv/bin/python", workspace), venv);
+    assert.equal(interpreterCommand("./.venv/bin/python", workspace), venv);
+    assert.equal(serverLaunch(".venv/bin/python", extensionDir, workspace).command, venv);
+    assert.equal(interpreterCommand("python3", workspace), "python3"); // PATH lookup, as before
+    assert.equal(interpreterCommand("/usr/bin/python3", workspace), "/usr/bin/python3");
+    assert.equal(interpreterCommand(".venv/bin/python", undefined), ".venv/bin/python");
+  });
+
+  it("says so when the interpreter is too old for -P instead of offering an install", () => {
+    const old = importFailure("Unknown option: -P\nusage: python3 [option] ... \nTry `python -h' for more information.\n", "exit 2");
+    assert.equal(old.installable, false);
+    assert.match(old.reason, /3\.11/);
+    const missing = importFailure("Traceback ...\nModuleNotFoundError: No module named 'nnprobe'\n", "exit 1");
+    assert.deepEqual(missing, { reason: "ModuleNotFoundError: No module named 'nnprobe'", installable: true });
+    assert.deepEqual(importFailure("", "exit 1"), { reason: "exit 1", installable: true });
   });
 });
