@@ -22,6 +22,7 @@ from torch import nn  # noqa: E402
 
 from nnprobe.core.config import Config, ConfigError, parse_config  # noqa: E402
 from nnprobe.core.engine import inspect_paths  # noqa: E402
+from nnprobe.probe import loading  # noqa: E402
 from nnprobe.probe.loading import Checkpoint, LoadError, load_checkpoint  # noqa: E402
 
 
@@ -218,9 +219,26 @@ def test_safetensors_with_bfloat16_and_metadata(tmp_path: Path) -> None:
     assert ckpt.at_init is True
 
 
-def test_torchscript_archive_loads_with_activations(tmp_path: Path) -> None:
+def test_torchscript_archive_is_refused_with_its_weights_read_unrun(tmp_path: Path) -> None:
+    """A TorchScript archive is a program: refused (NP902) unless opted in, its weights and
+    layer activations still read, without running it."""
     torch.jit.script(mlp()).save(str(tmp_path / "scripted.pt"))
-    ckpt = load_checkpoint(tmp_path / "scripted.pt")
+    error = load_error(tmp_path / "scripted.pt")
+    assert error.code == "NP902" and "TorchScript" in error.message
+    assert "--allow-pickle" in error.message
+    ckpt = error.unrun
+    assert ckpt is not None and ckpt.kind == "torchscript" and ckpt.model is None
+    layers = {layer.path: layer.activation for layer in ckpt.layers()}
+    assert layers == {"0": "relu", "2": "linear"}
+
+
+def test_torchscript_archive_loads_with_activations_in_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.jit.script(mlp()).save(str(tmp_path / "scripted.pt"))
+    assert load_error(tmp_path / "scripted.pt", allow_pickle=True).code == "NP902"  # not here
+    monkeypatch.setattr(loading, "_PROGRAMS_HERE", True)  # what nnprobe.worker sets for itself
+    ckpt = load_checkpoint(tmp_path / "scripted.pt", allow_pickle=True)
     assert ckpt.kind == "torchscript" and ckpt.model is not None
     layers = {layer.path: layer.activation for layer in ckpt.layers()}
     assert layers == {"0": "relu", "2": "linear"}

@@ -299,6 +299,9 @@ def test_onnx_and_torchscript_are_probed_without_a_factory(trained: Path) -> Non
     torch.jit.trace(net, torch.randn(2, 64)).save(str(other / "net.ts.pt"))
     _, findings = inspect("exported", "--select", "NP301,NP9")
     assert codes_at(findings, "exported/net.onnx") == {"NP301"}
+    # TorchScript is a program: refused unless opted in, then loaded and probed in the worker.
+    assert codes_at(findings, "exported/net.ts.pt") == {"NP902"}
+    _, findings = inspect("exported", "--select", "NP301,NP9", "--allow-pickle")
     assert codes_at(findings, "exported/net.ts.pt") == {"NP301"}
 
 
