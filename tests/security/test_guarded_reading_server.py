@@ -4,7 +4,8 @@ as the CLI (issue 12, item 4): the real `nnprobe serve` in a subprocess, driven 
 A FIFO script used to block the lint process for the session through the inspect command, and
 a deeply nested pyproject.toml silently disabled every diagnostic. Here each hostile file gets
 its NP901 (scripts, logs) or a warning with the defaults linting (settings), every answer comes
-within the client's timeout, and a document opened afterwards still gets its diagnostics.
+within the client's timeout, an editor buffer over the script cap is refused as the file would
+be, and a document opened afterwards still gets its diagnostics.
 """
 
 from __future__ import annotations
@@ -146,6 +147,19 @@ async def test_every_refused_log_gets_np901_and_the_good_log_its_finding(
             name,
             diagnostic.message,
         )
+
+
+async def test_an_oversized_buffer_is_refused_not_analysed(
+    client: LanguageClient, workspace: dict[str, Path]
+) -> None:
+    """The editor sends the text itself: the cap on scripts holds for buffers too (a 3 MB one
+    would take the static checks seconds and hundreds of MB in the lint process)."""
+    text = cr.GOOD_SCRIPT + "x = 1\n" * 500_000
+    document = Document(client, workspace["root"] / "huge.py", text)
+    document.open()
+    [diagnostic] = await document.diagnostics()
+    assert str(diagnostic.code) == "NP901"
+    assert "huge.py" in diagnostic.message and "over the 2.0 MiB" in diagnostic.message
 
 
 async def test_a_document_opened_afterwards_is_still_linted(

@@ -122,6 +122,13 @@ def check_text(
     text: str, display: str, config: Config, path: Path | str | None = None
 ) -> list[Finding]:
     """Static findings for source text (the language server calls this on unsaved buffers)."""
+    limit = reading.LIMITS["script"]
+    if len(text) > limit:  # an editor buffer is capped as a file on disk is
+        size = len(text.encode("utf-8", "surrogatepass"))
+        message = reading.over_limit("script", display, size, limit) + ": not analysed"
+        return finalize(
+            [internal_finding("NP901", display, message, config)], config, path or display
+        )
     with _collector_paused():
         return _check_text(text, display, config, path)
 
