@@ -28,6 +28,8 @@ MiB = 2**20
 # Logs (CSV, JSON lines) are read in chunks, but every number in them is kept: 64 MiB of metrics
 # is a million steps of a dozen curves. TensorBoard files stream record by record (images and
 # histograms beside the scalars make them large); one record is read whole, hence its own cap.
+# Export-cache entries are graphs without their weights: a few KB for a small CNN, a few hundred
+# bytes a node, so about 15 MB at probe.onnx_weights.MAX_NODES; a bigger entry is not ours.
 LIMITS: dict[str, int] = {
     "script": 2 * MiB,
     "notebook": 64 * MiB,
@@ -37,7 +39,7 @@ LIMITS: dict[str, int] = {
     "tfevents": 16 * 1024 * MiB,
     "tfevents-record": 64 * MiB,
     "probe-data": 1024 * MiB,
-    "cache": 2048 * MiB,
+    "cache": 64 * MiB,
 }
 
 

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nnprobe.core.reading import LIMITS, Unreadable, open_regular
+
 log = logging.getLogger("nnprobe.probe.cache")
 
 MAGIC = b"nnprobe-cache"
@@ -72,12 +74,20 @@ def unpack(data: bytes, kind: str, key: str) -> tuple[dict[str, Any], bytes]:
 
 
 def read_entry(path: Path, kind: str, key: str) -> tuple[dict[str, Any], bytes] | None:
-    """The entry at `path` if it is there and sound; a damaged one is discarded (None)."""
+    """The entry at `path` if it is there and sound; a damaged one is discarded (None). Only a
+    regular file of at most LIMITS["cache"] bytes in the cache directory is read: anything else
+    under an entry's name (a FIFO, a device, a link out, a 6 GiB file) is not ours, so it is
+    discarded unread, like a damaged entry, and rebuilt."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(
+            path, what="cache entry", limit=LIMITS["cache"], roots=[path.parent]
+        ) as handle:
             stat = os.fstat(handle.fileno())
-            data = handle.read()
-    except (FileNotFoundError, NotADirectoryError):
+            data = handle.read(LIMITS["cache"] + 1)
+    except Unreadable as exc:
+        if not os.path.lexists(path):
+            return None
+        discard(path, exc.message)
         return None
     except OSError as exc:
         log.debug("cache entry %s cannot be read (%s): not used", path, exc)
