@@ -239,6 +239,18 @@ def test_cli_refuses_every_archive(
     assert "pwned" not in done.stdout + done.stderr
 
 
+def test_cli_untrusted_still_runs_the_weight_rules(tmp_path: Path) -> None:
+    """Refused, a plain archive's weights are still judged: a NaN weight is NP202 beside NP902."""
+    model = mlp()
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")
+    torch.jit.script(model).save(str(tmp_path / "nan.pt"))
+    done, _ = nnprobe(tmp_path, "inspect", "--untrusted", "--output-format", "json", "nan.pt")
+    found = findings_by_file(done.stdout)["nan.pt"]
+    assert {f["code"] for f in found} == {"NP902", "NP202"}, found
+    assert "`2` holds non-finite values" in message(found, "NP202")
+
+
 @pytest.mark.parametrize("output", ["github", "sarif"])
 def test_cli_outputs_stay_clean_untrusted(tmp_path: Path, output: str) -> None:
     sentinel = tmp_path / "SENTINEL"
