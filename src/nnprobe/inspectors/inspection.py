@@ -242,6 +242,13 @@ class ModelUnresolved(InspectionRule):
     the tensors whose shapes differ), and when importing workspace code is not allowed
     (`--untrusted`, `NNPROBE_UNTRUSTED=1`, `--no-import`, or an untrusted workspace in the editor).
 
+    Building the model imports the script's definitions only: imports, constant assignments,
+    functions and classes whose decorators, bases, metaclass and default arguments run no code,
+    nothing else of it or of the workspace modules it imports. When the model needs a name whose
+    statement was not run (`DEVICE = get_device()`), the message names that line and why. A
+    discovered factory is called only when it is an nn.Module class defined in the workspace:
+    `model = make_model()` or `model = subprocess.Popen(...)` is reported, not called.
+
     ## Why is this bad?
     A state_dict holds weights, not the architecture: without the code that builds the model,
     nnprobe cannot run it, and dead ReLUs, saturated units and vanishing gradients (NP3xx, NP4xx)
