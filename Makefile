@@ -50,6 +50,12 @@ deps-system:
 		else \
 			echo "note: neovim not installed; the Neovim LSP test will be skipped" >&2; \
 		fi; }
+	@command -v strace >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq strace >/dev/null; \
+		else \
+			echo "note: strace not installed; the native-writes audit will be skipped" >&2; \
+		fi; }
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check $(LINT_PATHS)
