@@ -10,21 +10,30 @@ nnprobe's cache is a fresh folder there too. Entry points, launched as users lau
 - CLI: the `nnprobe` console script, `inspect --output-format json --probe-timeout 30` on the
   input's path and, separately, on the folder (`.`), in the modes default (trusted),
   `--untrusted`, `--no-import` and `NNPROBE_UNTRUSTED=1`; a `trusted-*` case in default mode only;
-  a damaged file of the robustness corpus on its path with `--untrusted` only.
+  a damaged file of the robustness corpus on its path with `--untrusted` only (and the untrusted
+  worker and server).
 - worker: a WorkerClient (started from a `python -P` driver in the folder) sent the `inspect` job
   the language server sends for a checkpoint, untrusted (and trusted for `trusted-*` cases), with
   a 30 s budget; files that are not checkpoints are not the worker's.
-- server: `python <the extension's serverArgs()>` (client-vscode/src/interpreter.ts) in the
-  folder, initialized on it as an untrusted and as a trusted workspace (damaged files: untrusted),
-  sent file events for what the case wrote (as the client's watchers would), a didOpen for a
-  script and `nnprobe.inspect` for anything else, then waited on until it published and went idle.
+- server: `python <the extension's serverArgs()>` (client-vscode/src/interpreter.ts, read from
+  there), with the folder as its working directory (the extension now starts it in a folder of
+  its own; Neovim and Emacs clients start it in the project, the harder case), initialized on the
+  folder as an untrusted and as a trusted workspace, sent file events for what the case wrote
+  that match the globs it registered (as the client's watchers would), and once those have been
+  inspected a didOpen for a script or `nnprobe.inspect` for a checkpoint; waited on until it has
+  published and gone idle, then shut down.
+
+Each input's runs are ordered most telling first (see modes_for; `--first N` keeps N of them):
+the full matrix is 11 runs per input, about 3 minutes per input on the shared 2-core machine, so
+`--record FILE` keeps finished runs and a later invocation makes only the missing ones.
 
 Per run: executed (the sentinel exists afterwards), hang (no exit or no answer within --timeout
-seconds: the process group is killed), peak RSS (the largest of ru_maxrss from wait4 and the
-VmHWM of every process of the run's session, sampled every 0.1 s; a run past --memory-cap is
-killed), the exit code, whether stdout was one JSON document, the finding codes and the first
-NP9xx message. Pickles also get the peer scanners' verdicts (bench/pickle_scan_bench.py's
-picklescan, fickling and modelscan wrappers, in a subprocess; those not installed say so).
+seconds: the process group is killed), peak RSS (the largest of the command's ru_maxrss from
+wait4 in a small wrapper and the VmHWM of every process of the run's session, sampled every
+0.1 s; a run whose processes hold more than --memory-cap in all is killed), the exit code,
+whether stdout was one JSON document, the finding codes and the first NP9xx message. Pickles
+also get the peer scanners' verdicts (bench/pickle_scan_bench.py's picklescan, fickling and
+modelscan wrappers, in a subprocess; those not installed say so).
 
     .venv/bin/python bench/security_bench.py              # all -> bench/RESULTS-security.md
     .venv/bin/python bench/security_bench.py --quick      # a few runs (a CI test makes them)
@@ -99,19 +108,41 @@ CLI_MODES = [
 
 
 def modes_for(entry: corpus_cases.Entry) -> list[Mode]:
-    """The runs one input gets (the module docstring says which and why)."""
-    cli = [
-        Mode("CLI", label, target, trusted, flags, env)
+    """The runs one input gets, most telling first (--first N keeps the first N): the untrusted
+    folder walk of the README's CI recipe, the untrusted editor, the worker's own check, then
+    trusted and the other spellings of untrusted."""
+    cli = {
+        f"{label} {target}": Mode("CLI", label, target, trusted, flags, env)
         for label, trusted, flags, env in CLI_MODES
         for target in ("path", "folder")
-    ]
-    worker = [Mode("worker", "untrusted", "inspect job", False)]
-    server = [Mode("server", "untrusted", "", False), Mode("server", "trusted", "", True)]
+    }
+    worker = {
+        t: Mode("worker", "trusted" if t else "untrusted", "inspect job", bool(t)) for t in (0, 1)
+    }
+    server = {t: Mode("server", "trusted" if t else "untrusted", "", bool(t)) for t in (0, 1)}
     if entry.source == "corrupt":
-        return [cli[2], worker[0], server[0]]
+        return [cli["--untrusted path"], server[0], worker[0]]
     if entry.trusted_only:
-        return [*cli[:2], *worker, Mode("worker", "trusted", "inspect job", True), *server]
-    return [*cli, *worker, *server]
+        return [
+            cli["default folder"],
+            server[1],
+            worker[1],
+            cli["default path"],
+            server[0],
+            worker[0],
+        ]
+    order = [
+        "--untrusted folder",
+        "default path",
+        "--untrusted path",
+        "NNPROBE_UNTRUSTED=1 folder",
+        "--no-import folder",
+        "default folder",
+        "--no-import path",
+        "NNPROBE_UNTRUSTED=1 path",
+    ]
+    head = [cli[order[0]], server[0], worker[0], cli[order[1]], server[1]]
+    return head + [cli[k] for k in order[2:]]
 
 
 # ---------------------------------------------------------------- processes and their memory
@@ -161,7 +192,9 @@ def role_of(command: str) -> str:
     if "multiprocessing" in command:
         return "lint/log process"
     if " serve" in command:
-        return "server child"
+        return "server"
+    if "worker_client" in command:
+        return "driver"
     if "nnprobe" in command and " inspect " in command:
         return "cli"
     return "other"
@@ -202,13 +235,15 @@ class Watch:
         self._thread.join()
 
     def peak(self) -> int:
-        return max((hwm for hwm, _ in self.peaks.values()), default=0)
+        """The largest VmHWM seen, the wrapper (the session leader) left out."""
+        return max((hwm for pid, (hwm, _) in self.peaks.items() if pid != self.sid), default=0)
 
     def by_role(self) -> dict[str, int]:
         roles: dict[str, int] = {}
         for pid, (hwm, command) in self.peaks.items():
-            role = "leader" if pid == self.sid else role_of(command)
-            roles[role] = max(roles.get(role, 0), hwm)
+            if pid != self.sid:
+                role = role_of(command)
+                roles[role] = max(roles.get(role, 0), hwm)
         return roles
 
 
@@ -250,24 +285,56 @@ class Ran:
     left_running: str  # the processes still alive 3 s after the leader exited
 
 
+# Runs start through this small wrapper (no torch in it): it forks, execs the command and reports
+# the command's exit status and ru_maxrss from wait4 (which covers the children it waited for).
+# Forked from the bench itself, the command would inherit the bench's ~250 MiB in ru_maxrss:
+# Linux keeps the resident high-water mark of the process image that exec replaced.
+WRAPPER = """
+import json, os, sys
+report, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+code = os.waitstatus_to_exitcode(status)
+with open(report, "w") as handle:
+    json.dump({"status": code, "maxrss": usage.ru_maxrss * 1024}, handle)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def wrapped(argv: list[str], report: Path) -> list[str]:
+    return [sys.executable, "-I", "-S", "-c", WRAPPER, str(report), *argv]
+
+
+def read_report(report: Path) -> tuple[int | None, int]:
+    """The command's exit status and ru_maxrss, or (None, 0) when the wrapper was killed."""
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        return int(data["status"]), int(data["maxrss"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, 0
+    finally:
+        with contextlib.suppress(OSError):
+            report.unlink()
+
+
 class Reaper:
-    """wait4 in a thread: the leader's exit status and ru_maxrss (which covers the children it
-    waited for), whenever it ends."""
+    """Waits for the wrapper (os.wait4 in a thread), whenever it ends."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.status: int | None = None
-        self.maxrss = 0
         self.done = threading.Event()
         threading.Thread(target=self._wait, daemon=True).start()
 
     def _wait(self) -> None:
-        try:
-            _, status, usage = os.wait4(self.pid, 0)
+        with contextlib.suppress(ChildProcessError):
+            _, status, _ = os.wait4(self.pid, 0)
             self.status = os.waitstatus_to_exitcode(status)
-            self.maxrss = usage.ru_maxrss * 1024
-        except ChildProcessError:
-            pass
         self.done.set()
 
 
@@ -279,9 +346,10 @@ def _tail(handle: Any, limit: int = 4 * MiB) -> bytes:
 def run_process(argv: list[str], cwd: Path, env: dict[str, str], timeout: float, cap: int) -> Ran:
     """One run in a new session, bounded in time and memory."""
     start = time.monotonic()
+    report = Path(tempfile.mkstemp(prefix="rusage-")[1])
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
-            argv,
+            wrapped(argv, report),
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -302,11 +370,12 @@ def run_process(argv: list[str], cwd: Path, env: dict[str, str], timeout: float,
             watch.sample()
             kill_session(process.pid, list(left))
         watch.stop()
+        status, maxrss = read_report(report)
         return Ran(
-            rc=reaper.status,
+            rc=status,
             hang=hang,
             over_cap=watch.over_cap,
-            peak=max(reaper.maxrss, watch.peak()),
+            peak=max(maxrss, watch.peak()),
             roles=watch.by_role(),
             stdout=_tail(out),
             stderr=_tail(err),
@@ -319,16 +388,26 @@ def run_process(argv: list[str], cwd: Path, env: dict[str, str], timeout: float,
 
 
 def server_args() -> list[str]:
-    """The arguments the VS Code extension starts the server with (interpreter.ts)."""
+    """The arguments the VS Code extension starts the server with (interpreter.ts serverArgs();
+    a constant it names, such as SAFE_PATH, is looked up in the same file)."""
     source = ROOT / "client-vscode" / "src" / "interpreter.ts"
     with contextlib.suppress(OSError):
         text = source.read_text(encoding="utf-8")
         match = re.search(r"function serverArgs\(\)[^{]*\{\s*return \[([^\]]*)\]", text)
         if match:
-            found = re.findall(r"\"([^\"]*)\"|'([^']*)'", match.group(1))
-            args = [a or b for a, b in found]
-            if args:
-                return args
+            args = []
+            for item in (i.strip() for i in match.group(1).split(",")):
+                quoted = re.fullmatch(r"[\"']([^\"']*)[\"']", item)
+                if quoted:
+                    args.append(quoted.group(1))
+                    continue
+                constant = re.search(rf"const {re.escape(item)}\s*=\s*[\"']([^\"']*)[\"']", text)
+                if constant is None:
+                    break
+                args.append(constant.group(1))
+            else:
+                if args:
+                    return args
     return ["-m", "nnprobe", "serve"]
 
 
@@ -359,8 +438,9 @@ class Lsp:
     def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], settings: dict[str, Any]):
         self.settings = settings
         self._err = tempfile.TemporaryFile()  # noqa: SIM115  (closed in close())
+        self.report = Path(tempfile.mkstemp(prefix="rusage-")[1])
         self.process = subprocess.Popen(
-            argv,
+            wrapped(argv, self.report),
             cwd=cwd,
             env=env,
             stdin=subprocess.PIPE,
@@ -654,7 +734,6 @@ def run_worker(cell: Cell, mode: Mode, ws: Path, target: Path, env: dict[str, st
     job = json.dumps(["inspect", params, PROBE_TIMEOUT])
     ran = run_process([PYTHON, "-P", "-c", DRIVER, job], ws, env, o.timeout, o.memory_cap)
     _fill(cell, ran)
-    cell.roles = {("driver" if k == "leader" else k): v for k, v in cell.roles.items()}
     try:
         response = json.loads(ran.stdout.decode("utf-8"))
         cell.json_ok = True
@@ -781,11 +860,11 @@ def run_server(cell: Cell, mode: Mode, ws: Path, target: Path, env: dict[str, st
             cell.notes.append(f"left running after the server exited: {', '.join(left.values())}")
             kill_session(lsp.process.pid, list(left))
         watch.stop()
-        cell.rc = lsp.reaper.status
+        cell.rc, maxrss = read_report(lsp.report)
         cell.hang = "; ".join(hangs)
         cell.over_cap = watch.over_cap
-        cell.peak = max(watch.peak(), lsp.reaper.maxrss)
-        cell.roles = {("server" if k == "leader" else k): v for k, v in watch.by_role().items()}
+        cell.peak = max(watch.peak(), maxrss)
+        cell.roles = watch.by_role()
         cell.seconds = time.monotonic() - start
         cell.json_ok = None
         found = findings_of(payload)
@@ -869,6 +948,7 @@ def run_cell(entry: corpus_cases.Entry, mode: Mode, work: Path, o: Any) -> Cell:
         env = _clean_env(cell_dir, extra)
         RUNNERS[mode.entry](cell, mode, ws, target, env, o)
         cell.executed = os.path.lexists(sentinel)
+        cell.findings = [(c, m.replace(str(ws), "<ws>")) for c, m in cell.findings]
         judge(cell, entry)
         if cell.rc not in (0, 1) and mode.entry == "CLI" and not cell.hang:
             cell.notes.append(f"exit code {cell.rc}")
@@ -1210,7 +1290,7 @@ def select(
             pattern in entry.name or fnmatch.fnmatch(entry.name, pattern) for pattern in o.only
         ):
             continue
-        modes = modes_for(entry)
+        modes = modes_for(entry)[: o.first] if o.first else modes_for(entry)
         if o.quick:
             wanted = QUICK.get(entry.name)
             if not wanted:
@@ -1235,6 +1315,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="GLOB",
         help="runs whose key matches ('CLI --untrusted *')",
     )
+    parser.add_argument("--first", type=int, help="only each input's first N runs (by priority)")
     parser.add_argument("--no-corrupt", action="store_true", help="leave out the robustness corpus")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per run (60)")
     parser.add_argument(
@@ -1251,7 +1332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render-only", action="store_true", help="write the table from --record, run nothing"
     )
-    o = parser.parse_args(argv)  # fmt: skip
+    o = parser.parse_args(argv)
     o.memory_cap = int(o.memory_cap * GiB)
     started, load = time.monotonic(), os.getloadavg()
     entries, broken = corpus_cases.hostile(strict=False)

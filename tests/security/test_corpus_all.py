@@ -4,7 +4,7 @@ runs, nothing hangs, the report is JSON with a sane exit code, and the case's fi
 The inputs are tests/security/cases.py's: corpus.CORPUS and the CASES of each corpus_*.py module
 (a new module joins by itself). Each run gets a fresh folder that is both the workspace and the
 working directory, as a CI checkout of a fork's pull request is. Every case is walked as a folder
-with `--untrusted` (the README's CI recipe); the first case of each module is also run on their
+with `--untrusted` (the README's CI recipe); the first case of each module is also run on its
 path with `--untrusted` and `--no-import` and as a folder with `NNPROBE_UNTRUSTED=1`. A
 `trusted-*` case is about what a trusted run may evaluate, so it is walked in the default
 (trusted) mode instead. The runs are started two at a time when the module's first test asks
