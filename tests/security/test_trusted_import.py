@@ -439,3 +439,17 @@ def test_configured_factories_are_called_as_named(tmp_path: Path) -> None:
     discovered = FactorySpec(script, "make", discovered=True)
     with pytest.raises(FactoryError, match="could train.*--model train.py:make"):
         build_model(discovered)
+
+
+def test_a_script_in_a_package_folder_imports_its_siblings_both_ways(tmp_path: Path) -> None:
+    """`scripts/train.py` beside `scripts/__init__.py`: `from models import ...` (as `python
+    scripts/train.py` runs it) and `from .models import ...` (as `python -m scripts.train`)."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "__init__.py").write_text("", encoding="utf-8")
+    (scripts / "models.py").write_text("WIDTH = 4\n", encoding="utf-8")
+    (scripts / "train.py").write_text(
+        "from models import WIDTH\nfrom .models import WIDTH as SAME\n", encoding="utf-8"
+    )
+    module = definitions(scripts / "train.py").module
+    assert (module.WIDTH, module.SAME) == (4, 4)

@@ -57,6 +57,7 @@ import ast
 import builtins
 import collections
 import contextlib
+import copy
 import dataclasses
 import functools
 import logging
@@ -667,6 +668,7 @@ class Runner:
         self.scope = Scope(namespace)
 
     def run(self, tree: ast.Module) -> None:
+        self.ns.setdefault("__doc__", ast.get_docstring(tree, clean=False))
         before = len(self.skipped)
         self.statements(tree.body)
         mine = self.skipped[before:]
@@ -871,14 +873,9 @@ class Runner:
                 self.skip(stmt, refused, owner=cls.name)
         if not body:
             body = [ast.copy_location(ast.Pass(), cls)]
-        kept = ast.ClassDef(
-            name=cls.name,
-            bases=cls.bases,
-            keywords=cls.keywords,
-            body=body,
-            decorator_list=cls.decorator_list,
-        )
-        return ast.copy_location(kept, cls)
+        kept = copy.copy(cls)
+        kept.body = body
+        return kept
 
     def class_statement(self, stmt: ast.stmt, scope: Scope, local: dict[str, Any]) -> ast.stmt:
         if isinstance(stmt, ast.Pass):

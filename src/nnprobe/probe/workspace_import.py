@@ -11,10 +11,12 @@ script's real filename, so tracebacks and `inspect.getsource` point at the user'
 Workspace modules the script imports (`from models import Net`, `from .layers import Block` in
 a package, `import utils` inside a function the factory calls) get the same treatment: while
 nnprobe imports or calls workspace code, a finder first on `sys.meta_path` resolves modules
-from the script's import folder (its own folder, or the folder above its package, as
-`python train.py` would) and loads their definitions only. Compiled modules there (`.so`,
-`.pyc` without source) are refused. Packages installed in the interpreter, including an
-editable install of the project, are imported as Python imports them: they are libraries.
+from the script's import folders (its own folder, and the folder above its package when it is
+in one, as `python train.py` or `python -m pkg.train` would) and loads their definitions only.
+Compiled modules there (`.so`, `.pyc` without source) are refused. Packages installed in the
+interpreter, including an editable install of the project, are imported as Python imports them:
+they are libraries. Code that imports a workspace module later, outside nnprobe's calls (a
+`forward` that imports one while the probe runs), finds none: the folders are not on sys.path.
 
 Each call of `definitions()` starts from fresh copies of the workspace modules, so a long-lived
 worker sees edits; the statements skipped are kept (`Definitions.skipped`) to explain a factory
@@ -302,7 +304,9 @@ def definitions(script: Path | str) -> Definitions:
     except trust.UntrustedCode as exc:
         raise WorkspaceImportError(str(exc)) from None
     root, dotted = _import_root(path)
-    session = _Session([root])
+    # The script's own folder too: `python scripts/train.py` imports its siblings from there even
+    # when the folder is a package.
+    session = _Session([root] if root == path.parent else [root, path.parent])
     if not _ACTIVE:
         _forget_past_modules()
     try:
