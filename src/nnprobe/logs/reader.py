@@ -244,9 +244,11 @@ class LogReader:
 
     def _check_frames(self, handle: IO[bytes], size: int) -> None:
         """Walk the record framing appended since the last walk before tensorboard's loader reads
-        it: the loader reads each record whole, whatever length its header declares. A header
-        whose checksum fails stops the walk (the loader stops there too); a record not yet
-        complete waits for the writer."""
+        it: the loader reads each record whole, whatever length its header declares. Only a
+        length over the cap has its checksum verified (verifying every header in pure-Python
+        CRC-32C took 2.3 s for 200,000 scalars); one that fails stops the walk, as the loader
+        stops at any header that fails, so a walk thrown off by a damaged header never leads
+        the loader anywhere. A record not yet complete waits for the writer."""
         from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import (  # type: ignore[import-untyped]
             masked_crc32c,
         )
@@ -254,25 +256,29 @@ class LogReader:
         if size < self.framed:
             self.framed = 0
         cap = reading.LIMITS["tfevents-record"]
+        head, unpack = _FRAME.size, _FRAME.unpack_from
         position = self.framed
-        while position + _FRAME.size <= size:
+        while position + head <= size:
             handle.seek(position)
-            head = handle.read(_FRAME.size)
-            length, check = _FRAME.unpack(head)
-            if masked_crc32c(head[:8]) != check:
+            window = handle.read(_CHUNK)  # the headers of the records starting in this chunk
+            at = 0
+            while at + head <= len(window):
+                length, check = unpack(window, at)
+                if length > cap:
+                    if masked_crc32c(window[at : at + 8]) != check:
+                        self.framed = position + at
+                        return  # damage: the loader stops at this header too
+                    raise NotALog(
+                        f"corrupt TensorBoard event file {self.path}: the record at byte "
+                        f"{position + at} declares {length} bytes, over the "
+                        f"{reading.size_text(cap)} nnprobe reads for one record: not read",
+                        corrupt=True,
+                    )
+                at += head + length + 4
+            if position + at > size:  # the last record is still being written
                 break
-            if length > cap:
-                raise NotALog(
-                    f"corrupt TensorBoard event file {self.path}: the record at byte "
-                    f"{position} declares {length} bytes, over the {reading.size_text(cap)} "
-                    "nnprobe reads for one record: not read",
-                    corrupt=True,
-                )
-            end = position + _FRAME.size + length + 4
-            if end > size:
-                break
-            position = end
-        self.framed = position
+            position += at
+        self.framed = min(position, size)
 
     def _read_events(self, handle: IO[bytes], size: int) -> None:
         if self._loader is not None and size < self.offset:
