@@ -348,6 +348,20 @@ def test_worker_checkpoint_job_trusted(worker: WorkerClient, tmp_path: Path) -> 
     assert sentinel.exists()
 
 
+def test_worker_checkpoint_job_trusted_allocation_is_np904(
+    worker: WorkerClient, tmp_path: Path
+) -> None:
+    """Trusted, an archive asking for 8 GB at load meets the job's memory budget (the worker's
+    address-space cap): NP904, and the worker answers the next job."""
+    sentinel = tmp_path / "SENTINEL"
+    path = BY_NAME["torchscript-setstate-allocates-8gb"].build(tmp_path, sentinel)
+    verb, params = jobs(path, tmp_path)["checkpoint"]
+    response = worker.request(verb, {**params, "trusted": True}, timeout=120, memory_limit=2**29)
+    said = refusal(response)
+    assert sentinel.exists() and "NP904" in said and "memory" in said, said
+    assert worker.request("ping", {}, timeout=30)["result"]["pid"] == worker.pid
+
+
 # ------------------------------------------------------------------ the language server
 
 SERVER = ClientServerConfig(
