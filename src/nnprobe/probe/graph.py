@@ -158,8 +158,15 @@ def build_graph(
     module_kinds: Mapping[str, str] | None = None,
 ) -> LayerGraph:
     """The tracked values of `model`. `module_names` are the model's qualified module names and
-    `module_kinds` their layer kinds (from the nn.Module, when there is one)."""
+    `module_kinds` their layer kinds (from the nn.Module, when there is one). A graph over
+    onnx_weights.MAX_NODES is refused before anything is built (loading refuses such files; this
+    covers graphs from elsewhere: the probe API, the export cache)."""
+    from nnprobe.probe.onnx_weights import MAX_NODES, node_count, too_many_nodes
+
     g = model.graph
+    count = node_count(g)
+    if count > MAX_NODES:
+        raise ValueError(too_many_nodes(count))
     initializers = {t.name for t in g.initializer}
     graph_inputs = [i for i in g.input if i.name not in initializers]
     if not graph_inputs:
