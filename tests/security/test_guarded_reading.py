@@ -157,3 +157,36 @@ def test_a_link_inside_the_workspace_is_read(tmp_path: Path) -> None:
     assert code == 1, stderr
     codes = sorted((f["path"], f["code"]) for f in json.loads(stdout)["findings"])
     assert codes == [("train.py", "NP101")]
+
+
+def run_cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [NNPROBE, *args],
+        cwd=folder,
+        env=clean_env(folder),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_a_named_config_that_is_a_fifo_is_a_usage_error_not_a_hang(tmp_path: Path) -> None:
+    """--config names the file: failing to read it ends the run (exit 2), as a missing one does."""
+    (tmp_path / "good.py").write_text(cr.GOOD_SCRIPT, encoding="utf-8")
+    os.mkfifo(tmp_path / "settings.toml")
+    result = run_cli(tmp_path, "inspect", "--config", "settings.toml", ".")
+    assert result.returncode == 2, result.stderr
+    assert "settings.toml is a named pipe (FIFO): not read" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["log-fifo", "log-tfevents-2e62-record", "log-jsonl-deep"])
+def test_curves_of_a_refused_log_fails_with_the_reason(tmp_path: Path, name: str) -> None:
+    [case] = [c for c in CASES if c.name == name]
+    log = case.build(tmp_path, tmp_path / "SENTINEL_code_ran")
+    result = run_cli(tmp_path, "curves", log.name, "-o", "curves.png")
+    assert result.returncode == 2, result.stderr
+    assert case.says in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "curves.png").exists()
