@@ -228,6 +228,8 @@ def _untrusted_by(args: argparse.Namespace) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _tolerate_unencodable(sys.stdout)
+    # The picture commands run ONNX Runtime here: no telemetry (worker.library_environment).
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
     try:
         parser = build_parser()
         try:

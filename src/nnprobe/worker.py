@@ -11,9 +11,12 @@ sys.stdout are pointed at stderr, so whatever user code or native libraries prin
 the stream.
 
 The worker ends with the process that started it (core/lifetime.py): a front door killed mid-job
-cannot leave it running. ONNX Runtime's telemetry (on by default in its Linux wheels since 1.29)
-is switched off before anything imports it: it would send events to Microsoft and keep a device id
-and an event cache under ~/.cache/Microsoft/DeveloperTools, outside anything nnprobe may write.
+cannot leave it running. Before anything imports them, the libraries that would write outside
+nnprobe's cache are told not to (`library_environment`): ONNX Runtime's telemetry, on by default
+in its Linux wheels since 1.29, would send events to Microsoft and keep a device id and an event
+database under ~/.cache/Microsoft/DeveloperTools (from C++: an audit hook never saw it; the CLI,
+whose picture commands run ONNX Runtime in its own process, turns it off too); matplotlib keeps
+its font cache under ~/.cache/matplotlib unless MPLCONFIGDIR names another folder.
 """
 
 from __future__ import annotations
@@ -98,10 +101,18 @@ def _warm_up() -> None:
     import nnprobe.inspectors  # noqa: F401  (registers the rules)
 
 
+def library_environment() -> None:
+    """Keep ONNX Runtime and matplotlib from writing outside nnprobe's cache. Both read these
+    once, when they load: call this before anything imports them."""
+    from nnprobe.probe.export import default_cache_dir
+
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    os.environ.setdefault("MPLCONFIGDIR", str(default_cache_dir() / "matplotlib"))
+
+
 def main() -> int:
     die_with_parent()
-    # Read once, when ONNX Runtime loads (set later, it is ignored).
-    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    library_environment()
     stream = _protocol_stream()
     # A probe started by a job runs here: this is the process the front door kills.
     os.environ["NNPROBE_WORKER"] = "inprocess"

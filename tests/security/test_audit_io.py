@@ -8,7 +8,8 @@ of a path under the sentinel folders outside the workspace: the ONNX external da
 pickle a workspace symlink points to. HOME, XDG_CACHE_HOME and TMPDIR point at fresh folders, so
 the allowed places are exactly: the workspace, nnprobe's cache dir ($XDG_CACHE_HOME/nnprobe) and
 the temporary directory. The CLI walks the workspace; the driver then runs each file through the
-worker's `probe` and `inspect` jobs.
+worker's `probe` and `inspect` jobs, and draws a picture of a benign ONNX model (ONNX Runtime and
+matplotlib at work).
 
 The hook sees only what Python opens. The same runs go under strace (native_writes.py) where it
 can trace, and the kernel's record of every file created, written, renamed or removed, by any
@@ -88,8 +89,21 @@ for path in sorted(p for p in workspace.rglob("*") if p.is_file() or p.is_symlin
                              "trusted": False}, timeout=120)
     answers[str(path)] = [probe.get("error", {}).get("code"),
                           [f["code"] for f in inspect.get("result", {}).get("findings", [])]]
+for path in sys.argv[2:]:  # pictures of benign models: ONNX Runtime and matplotlib run
+    picture = client.request("picture", {"kind": "activations", "checkpoint": path,
+                             "display": Path(path).name, "trusted": False}, timeout=120)
+    answers[path] = [picture.get("result", picture.get("error", {})).get("kind", picture)]
 client.close()
 print(json.dumps(answers))
+"""
+
+PICTURE_MODEL = r"""
+import sys, torch
+from torch import nn
+torch.manual_seed(0)
+model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+torch.onnx.export(model.eval(), torch.randn(1, 1, 8, 8), sys.argv[1], dynamo=False,
+                  input_names=["x"], dynamic_axes={"x": {0: "n"}})
 """
 
 
@@ -154,7 +168,16 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Audit:
     }
     env.pop("NNPROBE_CACHE_DIR", None)
     env.pop("ORT_DISABLE_TELEMETRY", None)  # nnprobe must turn it off itself
+    env.pop("MPLCONFIGDIR", None)
     why_not = native_writes.usable()
+    pictures = base / "pictures"  # a benign model outside the workspace, for a picture job
+    pictures.mkdir()
+    subprocess.run(
+        [sys.executable, "-c", PICTURE_MODEL, str(pictures / "conv.onnx")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
     def command(argv: list[str], name: str) -> list[str]:
         return argv if why_not else native_writes.traced(argv, traces, name)
@@ -171,7 +194,9 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Audit:
     )
     assert "Traceback" not in cli.stderr and cli.returncode in (0, 1), cli.stderr
     driver = subprocess.run(
-        command([sys.executable, "-c", DRIVER, str(workspace)], "driver"),
+        command(
+            [sys.executable, "-c", DRIVER, str(workspace), str(pictures / "conv.onnx")], "driver"
+        ),
         cwd=workspace,
         env=env,
         capture_output=True,
@@ -179,6 +204,8 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Audit:
         timeout=900,
     )
     assert driver.returncode == 0, driver.stderr
+    answers = json.loads(driver.stdout.strip().splitlines()[-1])
+    assert answers.pop(str(pictures / "conv.onnx")) == ["image"], driver.stderr
     return Audit(
         base=base,
         workspace=workspace,
@@ -186,7 +213,7 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Audit:
         allowed=[workspace, cache / "nnprobe", tmp, Path(os.devnull)],
         events=[json.loads(line) for line in log.read_text().splitlines()],
         findings=json.loads(cli.stdout)["findings"],
-        answers=json.loads(driver.stdout.strip().splitlines()[-1]),
+        answers=answers,
         native=None if why_not else native_writes.written(traces, workspace),
         why_not_native=why_not,
     )
