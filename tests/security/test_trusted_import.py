@@ -453,3 +453,29 @@ def test_a_script_in_a_package_folder_imports_its_siblings_both_ways(tmp_path: P
     )
     module = definitions(scripts / "train.py").module
     assert (module.WIDTH, module.SAME) == (4, 4)
+
+
+def test_the_model_and_its_probe_callable_share_workspace_modules(tmp_path: Path) -> None:
+    """Within a job the model's classes stay importable by name (the export cache keys on
+    their source) while the probe callable is imported; an edit makes new ones."""
+    import inspect
+
+    from nnprobe.probe.workspace_import import call_object
+
+    (tmp_path / "layers.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Linear):\n    pass\n", encoding="utf-8"
+    )
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import torch\nfrom layers import Net\n\n\ndef probe_batch():\n"
+        "    return torch.ones(2, 4)\n",
+        encoding="utf-8",
+    )
+    net = load_object(script, "Net")
+    assert call_object(script, "probe_batch").shape == (2, 4)
+    assert inspect.getsource(net).startswith("class Net(nn.Linear)")
+    assert load_object(script, "Net") is net
+    (tmp_path / "layers.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Linear):\n    width = 1\n", encoding="utf-8"
+    )
+    assert load_object(script, "Net").width == 1

@@ -107,6 +107,7 @@ class Skipped:
     why: str
     binds: tuple[str, ...]  # the names it would have bound
     owner: str = ""  # the class whose body held it
+    module: str = ""  # the name of the module it was skipped in
 
     def describe(self) -> str:
         where = f"{self.file}:{self.line}"
@@ -697,7 +698,14 @@ class Runner:
             source = type(stmt).__name__
         self.skipped.append(
             Skipped(
-                self.display, stmt.lineno, source, refused.kind, refused.why, _binds(stmt), owner
+                self.display,
+                stmt.lineno,
+                source,
+                refused.kind,
+                refused.why,
+                _binds(stmt),
+                owner,
+                str(self.ns.get("__name__", "")),
             )
         )
 

@@ -56,6 +56,7 @@ class _Session:
     roots: list[Path]
     modules: dict[str, types.ModuleType] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
+    sources: dict[str, tuple[Path, bytes]] = field(default_factory=dict)  # name -> file, sha1
 
     def is_workspace(self, obj: Any) -> bool:
         if isinstance(obj, types.ModuleType):
@@ -81,6 +82,7 @@ class _Session:
             )
         except reading.Unreadable as exc:
             raise ImportError(exc.message, name=module.__name__) from None
+        self.sources[module.__name__] = (path, hashlib.sha1(source).digest())
         try:
             tree = ast.parse(source, filename=str(path))
         except SyntaxError as exc:
@@ -93,7 +95,60 @@ class _Session:
 
 
 _ACTIVE: list[_Session] = []
-_LOADED: dict[str, types.ModuleType] = {}  # workspace modules left in sys.modules by past calls
+# The workspace modules past calls left in sys.modules: reused by the next call while its import
+# folders are the same and no source changed (the model and its probe callable share them),
+# else dropped so the next import reads the files again.
+_KEPT = _Session([])
+
+
+def _unchanged(path: Path, digest: bytes, roots: list[Path]) -> bool:
+    try:
+        data = reading.read_bytes(path, what="script", limit=reading.LIMITS["script"], roots=roots)
+    except reading.Unreadable:
+        return False
+    return hashlib.sha1(data).digest() == digest
+
+
+def _reuse_or_forget(session: _Session) -> None:
+    kept = _KEPT
+    live = all(sys.modules.get(name) is module for name, module in kept.modules.items())
+    if (
+        kept.modules
+        and live
+        and kept.roots == session.roots
+        and all(_unchanged(p, d, kept.roots) for p, d in kept.sources.values())
+    ):
+        session.modules.update(kept.modules)
+        session.sources.update(kept.sources)
+        session.skipped.extend(s for s in kept.skipped if s.module in kept.modules)
+        return
+    _forget()
+
+
+def _forget() -> None:
+    for name, module in _KEPT.modules.items():
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
+    _KEPT.modules.clear()
+    _KEPT.sources.clear()
+    _KEPT.skipped.clear()
+
+
+def _keep(session: _Session) -> None:
+    """Remember the session's importable modules (not the script run under its own name)."""
+    if _KEPT.roots != session.roots:
+        _forget()
+    _KEPT.roots = list(session.roots)
+    for name, module in session.modules.items():
+        if name.startswith(_SCRIPT_PREFIX) or sys.modules.get(name) is not module:
+            continue
+        _KEPT.modules[name] = module
+        if name in session.sources:
+            _KEPT.sources[name] = session.sources[name]
+    _KEPT.skipped = [s for s in session.skipped if s.module in _KEPT.modules]
+
+
+_SCRIPT_PREFIX = "nnprobe_workspace."
 
 
 class _Loader(importlib.abc.Loader):
@@ -180,20 +235,7 @@ def _active(session: _Session) -> Iterator[None]:
         if not _ACTIVE:
             with contextlib.suppress(ValueError):
                 sys.meta_path.remove(_FINDER)
-        for name, module in session.modules.items():
-            if sys.modules.get(name) is module:
-                _LOADED[name] = module
-
-
-def _forget_past_modules() -> None:
-    """Drop the workspace modules earlier calls left in sys.modules, so edits are seen."""
-    active = {name for session in _ACTIVE for name in session.modules}
-    for name, module in list(_LOADED.items()):
-        if name in active:
-            continue
-        if sys.modules.get(name) is module:
-            del sys.modules[name]
-        del _LOADED[name]
+            _keep(session)
 
 
 def _import_root(path: Path) -> tuple[Path, str | None]:
@@ -308,12 +350,12 @@ def definitions(script: Path | str) -> Definitions:
     # when the folder is a package.
     session = _Session([root] if root == path.parent else [root, path.parent])
     if not _ACTIVE:
-        _forget_past_modules()
+        _reuse_or_forget(session)
     try:
         with _active(session):
             if dotted is None:
                 digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-                name = f"nnprobe_workspace.{path.stem}_{digest}"
+                name = f"{_SCRIPT_PREFIX}{path.stem}_{digest}"
                 module = types.ModuleType(name)
                 module.__file__ = str(path)
                 # Registered so dataclasses, inspect.getsource and pickling find it by name.
