@@ -164,21 +164,47 @@ def test_python_m_nnprobe_in_the_checkout_is_not_safe(hostile: Workspace) -> Non
     assert hostile.ran() == []
 
 
+def test_a_child_inherits_no_spelling_of_the_working_directory(tmp_path: Path) -> None:
+    from nnprobe.core.isolation import child_environment, inherited_path
+
+    checkout, lib = tmp_path / "checkout", tmp_path / "lib"
+    checkout.mkdir()
+    lib.mkdir()
+    (tmp_path / "link").symlink_to(checkout)
+    entries = ["", ".", "src", str(checkout), f"{checkout}/", str(tmp_path / "link"), str(lib)]
+    assert inherited_path(entries, cwd=str(checkout)) == [str(lib)]
+    env = child_environment({"PYTHONPATH": f":{lib}::src"}, [str(lib)])
+    assert env["PYTHONPATH"] == os.pathsep.join([str(lib), "src"])  # as the user wrote it
+    assert env["PYTHONSAFEPATH"] == "1"
+    assert "PYTHONPATH" not in child_environment({"PYTHONPATH": os.pathsep}, [])
+
+
 # ---------------------------------------------------------------------------------- the CLI
 
 
-def cli_findings(ws: Workspace, *extra: str) -> list[tuple[str, str, str]]:
-    done = subprocess.run(
-        [str(NNPROBE), "inspect", "--output-format", "json", *extra, *ws.relative()],
-        cwd=ws.root,
-        env=user_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr
-    found = json.loads(done.stdout)["findings"]
-    return sorted((f["path"], f["code"], f["message"]) for f in found)
+def cli_findings(*checkouts: Workspace, extra: tuple[str, ...]) -> list[list[tuple[str, ...]]]:
+    """`nnprobe inspect --output-format json` in each checkout, run side by side."""
+    runs = [
+        subprocess.Popen(
+            [str(NNPROBE), "inspect", "--output-format", "json", *extra, *ws.relative()],
+            cwd=ws.root,
+            env=user_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for ws in checkouts
+    ]
+    results = []
+    for run in runs:
+        try:
+            out, err = run.communicate(timeout=TIMEOUT)
+        finally:
+            run.kill()
+        assert run.returncode in (0, 1) and "Traceback" not in err, err
+        found = json.loads(out)["findings"]
+        results.append(sorted((f["path"], f["code"], f["message"]) for f in found))
+    return results
 
 
 @pytest.mark.parametrize("extra", [(), ("--untrusted",)], ids=["trusted", "untrusted"])
@@ -186,9 +212,9 @@ def test_cli_in_a_checkout_imports_nothing_from_it(
     hostile: Workspace, clean: Workspace, extra: tuple[str, ...]
 ) -> None:
     hostile.reset()
-    found = cli_findings(hostile, *extra)
+    found, normal = cli_findings(hostile, clean, extra=extra)
     assert hostile.ran() == []
-    assert found == cli_findings(clean, *extra)
+    assert found == normal
     # The worker did run: the ONNX model was probed (no NP904 "the probe worker stopped").
     assert not [f for f in found if f[1] >= "NP9" and f[0].endswith(".onnx")], found
 
@@ -214,45 +240,41 @@ def outcome(response: dict[str, Any]) -> Any:
     return ("result", sorted((f["code"], f["message"]) for f in findings))
 
 
-@pytest.fixture
-def started_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Workspace], WorkerClient]]:
-    """A worker started in the checkout by a parent that has it on its own sys.path (as '' and
-    as its absolute path: what `python -c` and `python -m` put there)."""
-    clients: list[WorkerClient] = []
-    for name in ("PYTHONPATH", "PYTHONSAFEPATH", "NNPROBE_UNTRUSTED", "NNPROBE_WORKER"):
-        monkeypatch.delenv(name, raising=False)
-
-    def start(ws: Workspace) -> WorkerClient:
-        monkeypatch.chdir(ws.root)
-        client = WorkerClient()
-        clients.append(client)
-        saved = list(sys.path)
-        sys.path[:0] = ["", str(ws.root)]
-        try:
-            client.start()
-        finally:
-            sys.path[:] = saved
-        return client
-
-    yield start
-    for client in clients:
-        client.close()
+@pytest.fixture(scope="module")
+def workers(hostile: Workspace, clean: Workspace) -> Iterator[dict[Path, WorkerClient]]:
+    """One worker per checkout (trust is per job), each started in it by a parent that has it on
+    its own sys.path (as '' and as its absolute path: what `python -c` and `python -m` put
+    there), with a PYTHONPATH holding an empty entry (`PYTHONPATH=$PYTHONPATH:/x` with
+    PYTHONPATH unset), which Python reads as the working directory."""
+    clients: dict[Path, WorkerClient] = {}
+    hostile.reset()
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("PYTHONSAFEPATH", "NNPROBE_UNTRUSTED", "NNPROBE_WORKER"):
+            env.delenv(name, raising=False)
+        env.setenv("PYTHONPATH", os.pathsep + str(Path(__file__).parent))
+        for ws in (hostile, clean):
+            with pytest.MonkeyPatch.context() as place:
+                place.chdir(ws.root)
+                place.setattr(sys, "path", ["", str(ws.root), *sys.path])
+                clients[ws.root] = client = WorkerClient()
+                client.start()
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            client.close()
 
 
 @pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
 def test_worker_in_a_checkout_imports_nothing_from_it(
-    hostile: Workspace,
-    clean: Workspace,
-    started_in: Callable[[Workspace], WorkerClient],
-    trusted: bool,
+    hostile: Workspace, clean: Workspace, workers: dict[Path, WorkerClient], trusted: bool
 ) -> None:
-    hostile.reset()
-    answers = {}
-    for ws in (hostile, clean):
-        client = started_in(ws)
-        answers[ws.root] = [
-            outcome(client.request("probe", job, TIMEOUT)) for job in jobs(ws, trusted)
+    answers = {
+        ws.root: [
+            outcome(workers[ws.root].request("probe", job, TIMEOUT)) for job in jobs(ws, trusted)
         ]
+        for ws in (hostile, clean)
+    }
     assert hostile.ran() == []
     onnx, pt, st, pickled = answers[hostile.root]
     assert answers[hostile.root] == answers[clean.root]
