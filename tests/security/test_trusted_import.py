@@ -479,3 +479,65 @@ def test_the_model_and_its_probe_callable_share_workspace_modules(tmp_path: Path
         "from torch import nn\n\n\nclass Net(nn.Linear):\n    width = 1\n", encoding="utf-8"
     )
     assert load_object(script, "Net").width == 1
+
+
+SKIPS = {
+    "WIDTH = compute()": "call",
+    "@register\ndef f():\n    pass": "decorator",
+    "class M(metaclass=Meta):\n    pass": "metaclass",
+    "class K(Base, flag=True):\n    pass": "class keyword",
+    "class S(Base[int]):\n    pass": "base class",
+    "def g(x=compute()):\n    pass": "default argument",
+    "try:\n    import os\nexcept (compute() or OSError):\n    pass": "try",
+    "for i in range(3):\n    pass": "loop",
+    "with open(__file__):\n    pass": "with",
+    "if compute():\n    pass": "if",
+    "obj.attr = 1": "assignment",
+    "__builtins__ = {}": "assignment",
+    "def __getattr__(name):\n    return name": "module hook",
+    "compute()": "call",
+}
+PRELUDE = """
+from typing import TYPE_CHECKING
+
+
+def compute():
+    return 1
+
+
+def register(f):
+    return f
+
+
+class Meta(type):
+    pass
+
+
+class Base:
+    pass
+
+
+if TYPE_CHECKING:
+    import not_installed_anywhere
+else:
+    KEPT = 1
+"""
+
+
+def test_skipped_statements_say_what_they_are(tmp_path: Path) -> None:
+    """Each kind of statement a definitions-only import does not run is recorded with its
+    line, the names it would bind and why; the definitions around them are all there."""
+    text, lines = PRELUDE, {}
+    for snippet in SKIPS:
+        # A decorated def's line is its `def` line, after the decorator's.
+        lines[snippet] = text.count("\n") + 2 + snippet.startswith("@")
+        text += "\n" + snippet + "\n"
+    script = tmp_path / "train.py"
+    script.write_text(text, encoding="utf-8")
+    defs = definitions(script)
+    by_line = {s.line: s.kind for s in defs.skipped if not s.owner}
+    assert {snippet: by_line.get(line) for snippet, line in lines.items()} == SKIPS
+    assert defs.module.KEPT == 1 and callable(defs.module.compute)
+    assert not hasattr(defs.module, "WIDTH") and not hasattr(defs.module, "f")
+    width = next(s for s in defs.skipped if "WIDTH" in s.binds)
+    assert width.why == "calls compute(), defined in the workspace" and width.file == "train.py"

@@ -18,7 +18,7 @@ against the names bound so far:
   above, `__init_subclass__` and `__class_getitem__` left out), nested classes and assignments of
   constant expressions; any other statement in it is left out.
 - `if TEST:` runs the branch Python would take when TEST is a constant expression, under these
-  rules (so `if __name__ == "__main__":` is false); `if TYPE_CHECKING:` is not run, as in Python.
+  rules (so `if __name__ == "__main__":` is false); `if TYPE_CHECKING:` is false, as in Python.
 - `try:` with handlers naming plain exception classes (`except ImportError:`) runs its blocks
   under these rules.
 - Everything else (calls, loops, `with`, `del`, `match`, in-place assignments, ...) is skipped.
@@ -729,7 +729,8 @@ class Runner:
         elif isinstance(stmt, ast.ClassDef):
             self.execute(self.check_class(stmt, self.scope))
         elif isinstance(stmt, ast.If):
-            if _is_type_checking(stmt.test):
+            if _is_type_checking(stmt.test):  # false when not type checking, as in Python
+                self.statements(stmt.orelse)
                 return
             try:
                 test = self.evaluator().value(stmt.test)
