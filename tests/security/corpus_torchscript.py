@@ -135,6 +135,22 @@ class WritesInForward(nn.Module):
         return torch.relu(self.fc(x))
 
 
+class LoopsInForward(nn.Module):
+    """A plain archive whose forward writes the sentinel, then loops."""
+
+    def __init__(self, sentinel: str) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+        self.sentinel = sentinel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.save(x, self.sentinel)
+        i = 0
+        while i >= 0:
+            i += 1
+        return self.fc(x)
+
+
 def scripted(make: Callable[[Path, Path], nn.Module], name: str) -> Callable[[Path, Path], Path]:
     def build(folder: Path, sentinel: Path) -> Path:
         path = folder / name
@@ -277,6 +293,12 @@ CASES = [
         "NP902",
         "TorchScript",
         scripted(lambda f, s: WritesInForward(str(s)), "forward.pt"),
+    ),
+    Hostile(
+        "torchscript-forward-loops",
+        "NP902",
+        "TorchScript",
+        scripted(lambda f, s: LoopsInForward(str(s)), "forward_loops.pt"),
     ),
     Hostile("torchscript-data-pkl-gadget", "NP902", "posix.system", crafted("gadget.pt", _gadget)),
     Hostile(

@@ -31,6 +31,7 @@ import pytest_lsp  # noqa: E402
 from corpus_torchscript import (  # noqa: E402
     CASES,
     PWNED,
+    LoopsInForward,
     LoopsOnLoad,
     SavesOnLoad,
     WritesInForward,
@@ -301,6 +302,26 @@ def test_cli_a_looping_archive_ends_as_np904_within_its_budget(tmp_path: Path) -
     assert sentinel.exists()  # it did run, in the worker, and was stopped
     print(f"\nlooping TorchScript archive: NP904 after {seconds:.1f} s (5 s budget + worker start)")
     assert seconds < 90
+
+
+def test_cli_a_forward_that_loops_is_np904_and_the_weights_are_still_judged(tmp_path: Path) -> None:
+    """Trusted, the probe of an archive whose forward loops is stopped at its budget; its weights,
+    read without running it, still get the weight rules (a NaN weight: NP202)."""
+    sentinel = tmp_path / "SENTINEL"
+    model = LoopsInForward(str(sentinel))
+    with torch.no_grad():
+        model.fc.weight[0, 0] = float("nan")
+    torch.jit.script(model).save(str(tmp_path / "loops.pt"))
+    done, seconds = nnprobe(
+        tmp_path, "inspect", "--allow-pickle", "--probe-timeout", "5", "--output-format", "json",
+        "loops.pt",
+    )  # fmt: skip
+    found = findings_by_file(done.stdout)["loops.pt"]
+    assert {f["code"] for f in found} == {"NP904", "NP202"}, found
+    assert "the weight rules ran on its weights as read without running it" in message(
+        found, "NP904"
+    )
+    print(f"\nforward that loops: NP904 + NP202 after {seconds:.1f} s (5 s budget + worker start)")
 
 
 # -------------------------------------------------------------------------- the worker

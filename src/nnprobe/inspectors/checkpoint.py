@@ -72,7 +72,7 @@ def inspect_checkpoint(target: Target, config: Config) -> Inspection:
         if exc.not_weights and not target.explicit:
             return Inspection(FileResult(display, [], analysed=False))
         if exc.unrun is not None:
-            return _refused_with_weights(target, config, exc.code, exc.message, exc.unrun)
+            return _with_unrun_weights(target, config, exc.code, exc.message, exc.unrun)
         return Inspection(_failed(target, config, exc.code, exc.message))
     checkpoint.display = display
     from nnprobe.probe.runtime import RuntimePlan, plan
@@ -135,10 +135,10 @@ def _failed(target: Target, config: Config, code: str, message: str) -> FileResu
     return FileResult(target.display, finalize([finding], config, target.path))
 
 
-def _refused_with_weights(
+def _with_unrun_weights(
     target: Target, config: Config, code: str, message: str, checkpoint: Checkpoint
 ) -> Inspection:
-    """The refusal, and the weight rules on what was read without running the file."""
+    """The finding, and the weight rules on what was read without running the file."""
     from nnprobe.probe.runtime import RuntimePlan
 
     checkpoint.display = target.display
@@ -173,17 +173,25 @@ def _inspect_in_worker(target: Target, config: Config) -> Inspection:
                 "checkpoint", params, timeout, what=what, memory_limit=default_memory_budget()
             )
     except WorkerError as exc:
+        from nnprobe.probe.loading import unrun_weights
+
+        unrun = unrun_weights(target.path)
+        rules = (
+            "the weight rules ran on its weights as read without running it"
+            if unrun is not None
+            else "no weight rule ran"
+        )
         if exc.timeout:
             message = (
                 f"{what} took longer than its {timeout:g} s budget and was stopped "
-                "(--probe-timeout raises it); no weight rule ran"
+                f"(--probe-timeout raises it); {rules}"
             )
         elif exc.memory:
-            message = (
-                f"{exc.message} (3/4 of the memory available when it started); no weight rule ran"
-            )
+            message = f"{exc.message} (3/4 of the memory available when it started); {rules}"
         else:
-            message = f"the probe worker stopped: {exc.message}; no weight rule ran"
+            message = f"the probe worker stopped: {exc.message}; {rules}"
+        if unrun is not None:
+            return _with_unrun_weights(target, config, "NP904", message, unrun)
         return Inspection(_failed(target, config, "NP904", message))
     if "error" in response:
         finding = error_finding(response["error"], display, config)

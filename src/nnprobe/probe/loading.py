@@ -432,6 +432,12 @@ def _load_torchscript(path: Path, allow_pickle: bool) -> Checkpoint:
     return checkpoint
 
 
+def unrun_weights(path: Path | str) -> Checkpoint | None:
+    """A TorchScript archive's weights read without running it (None when they cannot be), for
+    the weight rules when the worker that was to load it stopped."""
+    return _unrun_torchscript(Path(path))[0]
+
+
 def _unrun_torchscript(path: Path) -> tuple[Checkpoint | None, str]:
     """A refused archive's weights, read without running it, and what the message says of them."""
     try:
