@@ -116,8 +116,9 @@ class UnsafePickleRefused(InspectionRule):
 
     The same opt-in loads TorchScript: trusted and opted in, the archive is loaded (and probed)
     only in nnprobe's probe worker, never in the CLI's or the language server's process, within
-    the probe's time and memory budget (`--probe-timeout`; a load that overruns it is NP904), and
-    whatever it prints goes to the worker's stderr, never to nnprobe's output. The picture
+    the probe's time and memory budget (`--probe-timeout`; a load or probe that overruns it is
+    NP904, and the weight rules then run on the weights read without running it), and whatever
+    it prints goes to the worker's stderr, never to nnprobe's output. The picture
     commands (`nnprobe filters` ...) draw in their own process, so they refuse TorchScript.
 
     The opt-in counts only in a trusted run. A config file is part of the repository it sits in,
