@@ -1038,11 +1038,16 @@ def scan_peers(entry: corpus_cases.Entry, work: Path, o: Any) -> dict[str, str] 
 # -------------------------------------------------------------------------------- record
 
 
-def read_record(path: Path | None) -> tuple[dict[tuple[str, str], Cell], dict[str, dict[str, str]]]:
+Record = tuple[dict[tuple[str, str], Cell], dict[str, dict[str, str]], list[str]]
+
+
+def read_record(path: Path | None) -> Record:
+    """The runs, scans and invocation lines a --record file holds."""
     cells: dict[tuple[str, str], Cell] = {}
     scans: dict[str, dict[str, str]] = {}
+    invocations: list[str] = []
     if path is None or not path.exists():
-        return cells, scans
+        return cells, scans, invocations
     for line in path.read_text(encoding="utf-8").splitlines():
         with contextlib.suppress(ValueError, TypeError, KeyError):
             item = json.loads(line)
@@ -1052,7 +1057,9 @@ def read_record(path: Path | None) -> tuple[dict[tuple[str, str], Cell], dict[st
                 cells[(cell.input, cell.key)] = cell
             elif "scan" in item:
                 scans[item["scan"]] = item["verdicts"]
-    return cells, scans
+            elif "invocation" in item:
+                invocations.append(str(item["invocation"]))
+    return cells, scans, invocations
 
 
 def append_record(path: Path | None, item: dict[str, Any]) -> None:
@@ -1254,7 +1261,7 @@ def _names(cells: list[Cell], limit: int = 12) -> str:
     return ": " + ", ".join(shown) + more
 
 
-def machine_header(started_load: tuple[float, ...], seconds: float) -> list[str]:
+def machine_header(started_load: tuple[float, ...], seconds: float, runs: int) -> list[str]:
     import platform
 
     commit = subprocess.run(
@@ -1274,7 +1281,8 @@ def machine_header(started_load: tuple[float, ...], seconds: float) -> list[str]
         f"Measured on CPython {platform.python_version()}, torch {torch_version}, "
         f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()} (the shared dev "
         f"machine, other jobs running): load average {started_load[0]:.1f} at the start, "
-        f"{end[0]:.1f} at the end; {seconds / 60:.1f} min in all; at commit {short(commit, 90)}.",
+        f"{end[0]:.1f} at the end; {runs} runs in {seconds / 60:.1f} min; at commit "
+        f"{short(commit, 90)}.",
     ]
 
 
@@ -1336,7 +1344,7 @@ def main(argv: list[str] | None = None) -> int:
     o.memory_cap = int(o.memory_cap * GiB)
     started, load = time.monotonic(), os.getloadavg()
     entries, broken = corpus_cases.hostile(strict=False)
-    recorded, scans = read_record(o.record)
+    recorded, scans, invocations = read_record(o.record)
     with tempfile.TemporaryDirectory(prefix="nnprobe-security-") as tmp:
         work = Path(tmp)
         if not o.quick and not o.no_corrupt:
@@ -1387,15 +1395,22 @@ def main(argv: list[str] | None = None) -> int:
     names = {entry.name for entry, _ in plan}
     scans = {name: verdicts for name, verdicts in scans.items() if verdicts and name in names}
     command = "python bench/security_bench.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
-    header = machine_header(load, time.monotonic() - started)
+    header = machine_header(load, time.monotonic() - started, total)
+    if o.record is not None and not o.render_only:
+        append_record(o.record, {"invocation": f"`{command}`: {header[0]}"})
+        invocations.append(f"`{command}`: {header[0]}")
     if o.record is not None:
-        header.append(
-            f"Runs are kept in {o.record.name} as they finish; this table holds {len(cells)} "
-            f"runs, {len(cells) - total if not o.render_only else len(cells)} of them from "
-            f"earlier invocations with the same record."
-        )
+        header = [
+            f"The {len(cells)} runs below were made by these invocations, kept in a record file "
+            "(`--record`) as they finished:",
+            "",
+            *(f"- {line}" for line in invocations),
+        ]
     if missing:
-        header.append(f"**{missing} runs of the plan were not made** (left out of the table).")
+        header += [
+            "",
+            f"**{missing} runs of the full plan were not made** (left out of the table).",
+        ]
     text = render(cells, scans, [e for e, _ in plan], broken, header, command)
     o.output.parent.mkdir(parents=True, exist_ok=True)
     o.output.write_text(text, encoding="utf-8")
