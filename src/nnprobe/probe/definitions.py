@@ -394,7 +394,7 @@ class Evaluator:
 
     def _Set(self, node: ast.Set) -> set[Any]:
         items = self._items(node.elts)
-        return self._guard(lambda: set(items), "a set")
+        return set(self._guard(functools.partial(set, items), "a set"))
 
     def _Dict(self, node: ast.Dict) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
@@ -407,7 +407,7 @@ class Evaluator:
             else:
                 k, v = self._value(key), self._value(value)
                 self._no_placeholder(k)
-                self._guard(lambda k=k, v=v: out.__setitem__(k, v), "a dict")
+                self._guard(functools.partial(out.__setitem__, k, v), "a dict")
         return out
 
     def _items(self, elts: list[ast.expr]) -> list[Any]:
@@ -438,7 +438,7 @@ class Evaluator:
         for value in node.values:
             result = self._value(value)
             self._no_placeholder(result)
-            truth = self._guard(lambda r=result: bool(r), "a truth test")
+            truth = self._guard(functools.partial(bool, result), "a truth test")
             if isinstance(node.op, ast.And) != truth:
                 return result
         return result
@@ -448,10 +448,8 @@ class Evaluator:
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self._value(comparator)
             self._no_placeholder(left, right)
-            held = self._guard(
-                lambda a=left, b=right, o=op: _COMPARE[type(o)](a, b), "a comparison"
-            )
-            if not self._guard(lambda h=held: bool(h), "a truth test"):
+            held = self._guard(functools.partial(_COMPARE[type(op)], left, right), "a comparison")
+            if not self._guard(functools.partial(bool, held), "a truth test"):
                 return held
             left = right
         return held
@@ -474,7 +472,7 @@ class Evaluator:
         conversion = {-1: None, 115: str, 114: repr, 97: ascii}[node.conversion]
         if conversion is not None:
             value = self._guard(lambda: conversion(value), "a conversion")
-        return self._guard(lambda: format(value, spec), "a format")
+        return str(self._guard(functools.partial(format, value, spec), "a format"))
 
     def _Lambda(self, node: ast.Lambda) -> Placeholder:
         self.defaults(node.args)
@@ -832,13 +830,13 @@ class Runner:
         """The class statement to run (its body filtered), or Refused."""
         self.check_decorators(cls.decorator_list, scope)
         ev = self.evaluator(scope)
-        bases = []
-        for base in cls.bases:
-            shown = _short(ast.unparse(base), 40)
-            if not _is_name_chain(base):
+        bases: list[type] = []
+        for node in cls.bases:
+            shown = _short(ast.unparse(node), 40)
+            if not _is_name_chain(node):
                 raise Refused("base class", f"base class {shown} is not a plain name")
             try:
-                value = ev.value(base)
+                value = ev.value(node)
             except Refused as exc:
                 raise Refused("base class", f"base class {shown}: {exc.why}") from None
             if not isinstance(value, type):
