@@ -212,7 +212,9 @@ class _Pickler(pickle.Pickler):
         return NotImplemented
 
 
-def crafted(name: str, state: Callable[[Path], dict[str, object]]) -> Callable[[Path, Path], Path]:
+def crafted(
+    name: str, state: Callable[[Path], dict[str, object]], compress: int = zipfile.ZIP_STORED
+) -> Callable[[Path, Path], Path]:
     """A TorchScript-shaped zip (code/, constants.pkl, data.pkl, data/0) whose data.pkl is written
     here: a `__torch__.Net` object with `state(sentinel)` as its attributes."""
 
@@ -237,7 +239,7 @@ def crafted(name: str, state: Callable[[Path], dict[str, object]]) -> Callable[[
             archive.writestr("net/data.pkl", buffer.getvalue())
             archive.writestr("net/constants.pkl", pickle.dumps((), protocol=2))
             archive.writestr("net/code/__torch__.py", "class Net(Module):\n  __parameters__ = []\n")
-            archive.writestr("net/data/0", bytes(16))
+            archive.writestr("net/data/0", bytes(16), compress_type=compress)
             archive.writestr("net/version", "3\n")
         return path
 
@@ -251,6 +253,10 @@ def _gadget(sentinel: Path) -> dict[str, object]:
 def _storage_lies(sentinel: Path) -> dict[str, object]:
     """A weight of 10^12 floats over a storage of 4: 4 TB if believed."""
     return {"w": _Tensor(_Storage(10**12), (10**6, 10**6))}
+
+
+def _fits(sentinel: Path) -> dict[str, object]:
+    return {"w": _Tensor(_Storage(4), (2, 2))}
 
 
 def _name_lies(sentinel: Path) -> dict[str, object]:
@@ -303,6 +309,12 @@ CASES = [
     Hostile("torchscript-data-pkl-gadget", "NP902", "posix.system", crafted("gadget.pt", _gadget)),
     Hostile(
         "torchscript-storage-lies", "NP902", "holds 16 bytes", crafted("lies.pt", _storage_lies)
+    ),
+    Hostile(
+        "torchscript-compressed-storage",
+        "NP902",
+        "is compressed",
+        crafted("deflated.pt", _fits, zipfile.ZIP_DEFLATED),
     ),
     Hostile(
         "torchscript-shape-past-storage", "NP902", "reaches past", crafted("past.pt", _name_lies)

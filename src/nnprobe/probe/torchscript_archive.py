@@ -155,7 +155,7 @@ def _read(archive: zipfile.ZipFile, path: Path) -> ArchiveWeights:
         raise ArchiveUnreadable("the archive has no single top-level data.pkl")
     prefix = pickles[0].rsplit("/", 1)[0]
     order = names.get(f"{prefix}/byteorder")
-    if order is not None and archive.read(order).strip() not in (b"", b"little"):
+    if order is not None and (order.file_size > 16 or archive.read(order).strip() != b"little"):
         raise ArchiveUnreadable("its tensors are stored big-endian")
     info = names[pickles[0]]
     if info.file_size > MAX_PICKLE:
@@ -231,19 +231,23 @@ class _Unpickler(pickle.Unpickler):
         return storage
 
     def _member(self, info: zipfile.ZipInfo, dtype: np.dtype[Any], count: int) -> np.ndarray:
-        """A storage member's elements: memory-mapped when stored, as torch.save and
-        torch.jit.save write them (no copy of the weights), else inflated (its declared size
-        was bounded by the caller's zip-bomb check)."""
-        if info.compress_type == zipfile.ZIP_STORED and self.path is not None:
-            with self.path.open("rb") as handle:
-                handle.seek(info.header_offset)
-                local = handle.read(30)
-            if len(local) == 30 and local[:4] == b"PK\x03\x04":
-                name_length, extra_length = struct.unpack("<HH", local[26:30])
-                start = info.header_offset + 30 + name_length + extra_length
-                if start + count * dtype.itemsize <= self.size:
-                    return np.memmap(self.path, dtype=dtype, mode="r", offset=start, shape=(count,))
-        return np.frombuffer(self.archive.read(info), dtype=dtype, count=count)
+        """A storage member's elements, memory-mapped (no copy of the weights). torch.jit.save
+        stores storages uncompressed; a compressed one is refused rather than inflated, so a
+        refused archive costs no memory beyond its own pages."""
+        if info.compress_type != zipfile.ZIP_STORED or self.path is None:
+            raise ArchiveUnreadable(f"its storage {info.filename} is compressed")
+        with self.path.open("rb") as handle:
+            handle.seek(info.header_offset)
+            local = handle.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise ArchiveUnreadable(f"its storage {info.filename} has no local header")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        start = info.header_offset + 30 + name_length + extra_length
+        if count == 0:
+            return np.zeros(0, dtype=dtype)
+        if start + count * dtype.itemsize > self.size:
+            raise ArchiveUnreadable(f"its storage {info.filename} runs past the end of the file")
+        return np.memmap(self.path, dtype=dtype, mode="r", offset=start, shape=(count,))
 
 
 def _first(value: Any, *_: Any) -> Any:
