@@ -28,10 +28,11 @@ What pygls 2.1 does and this class changes:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from lsprotocol import types
@@ -142,6 +143,9 @@ class ServerProtocol(LanguageServerProtocol):
             return
         try:
             self.handle_message(message)
+        except (InvalidStateError, asyncio.InvalidStateError):
+            # A response to a request the server stopped waiting for (its timeout passed).
+            log.debug("a late response to request %s was dropped", data.get("id"))
         except Exception as exc:
             log.error("handling %s failed: %s", method or "a response", describe(exc), exc_info=exc)
             msg_id = _valid_id(data.get("id"))
