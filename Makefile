@@ -1,6 +1,6 @@
-# Two entry points for a newcomer: `make demo` (inspect the bundled examples) and `make test`
-# (everything CI runs). Both build .venv on first use; re-runs reuse it until pyproject.toml or
-# constraints.txt change.
+# Two entry points for a newcomer: `make demo` (train two bundled examples and inspect their runs)
+# and `make test` (everything CI runs). Both build .venv on first use; re-runs reuse it until
+# pyproject.toml or constraints.txt change.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,12 +8,19 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check --quiet
 STAMP_BASE := $(VENV)/.installed-base
 STAMP_DEV := $(VENV)/.installed-dev
+STAMP_DEMO := $(VENV)/.installed-demo
 LINT_PATHS := $(wildcard src tests bench scripts)
 NPM_STAMP := node_modules/.installed
 
-.PHONY: demo test lint bench docs clean deps-system
+.PHONY: demo lint-demo test lint bench docs clean deps-system
 
-demo: $(STAMP_BASE)
+# Trains examples/digits_cnn_lr_too_high.py and its healthy twin into build/demo/, then runs
+# `nnprobe inspect` and `nnprobe report` over the scripts, checkpoints and logs (scripts/demo.py).
+demo: $(STAMP_DEMO)
+	$(BIN)/python scripts/demo.py
+
+# The static half alone, for a machine without torch: lint every script in examples/.
+lint-demo: $(STAMP_BASE)
 	$(BIN)/nnprobe inspect --fail-on never examples/
 
 test: $(STAMP_DEV) $(NPM_STAMP) deps-system
@@ -86,6 +93,18 @@ $(BIN)/python:
 $(STAMP_BASE): pyproject.toml | $(BIN)/python
 	$(PIP) -e .
 	@touch $@
+
+# What the demo's probes and pictures need: the probe extra (torch pinned as above) with matplotlib
+# and scikit-learn from the viz extra, but not its umap-learn (numba and llvmlite, ~210 MB, unused
+# by the report's PCA preview) nor the test tools. A dev install holds all of this already.
+$(STAMP_DEMO): pyproject.toml constraints.txt | $(BIN)/python
+	@if [ -f $(STAMP_DEV) ] && [ $(STAMP_DEV) -nt pyproject.toml ] && [ $(STAMP_DEV) -nt constraints.txt ]; then \
+		:; \
+	else \
+		echo "$(PIP) -e '.[probe]' matplotlib scikit-learn -c constraints.txt"; \
+		$(PIP) -e '.[probe]' matplotlib scikit-learn -c constraints.txt; \
+	fi
+	@touch $@ $(STAMP_BASE)
 
 $(STAMP_DEV): pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -e '.[dev]' -c constraints.txt

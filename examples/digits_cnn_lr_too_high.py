@@ -19,7 +19,8 @@ Expected nnprobe findings: NP101 (error: SGD at lr 0.5).
 
 Expected in its run: NP301 (the ReLUs after conv2 and fc1 never fire on the validation digits),
 NP405 (no gradient reaches the weights in front of them) and NP502 (the validation loss stalls
-while the learning rate stays put).
+while the learning rate stays put). (The same thrown weights also show as NP206, variance above
+10; NP207, heavy-tailed spectra; and NP304, activations 3000x the input's scale at conv2.)
 """
 
 import argparse
