@@ -74,8 +74,9 @@ def scatter_svg(payload: Mapping[str, Any], ident: str) -> str:
     colour = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(classes)}
     circles = []
     for i, ((x, y), label) in enumerate(zip(points, labels, strict=True)):
-        cx = MARGIN + (x - x0) * sx
-        cy = HEIGHT - MARGIN - (y - y0) * sy
+        # An axis with no spread (a dead layer maps every input to one point) sits in the middle.
+        cx = MARGIN + (x - x0) * sx if x1 > x0 else WIDTH / 2
+        cy = HEIGHT - MARGIN - (y - y0) * sy if y1 > y0 else HEIGHT / 2
         circles.append(
             f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="2.4" fill="{colour[str(label)]}" '
             f'data-l="{_e(label)}"><title>#{i} {_e(label)}</title></circle>'
@@ -84,11 +85,15 @@ def scatter_svg(payload: Mapping[str, Any], ident: str) -> str:
         f'<span data-l="{_e(c)}"><i style="background:{colour[c]}"></i>{_e(c)}</span>'
         for c in classes
     )
+    note = ""
+    if x1 == x0 and y1 == y0 and len(points) > 1:
+        same = "the layer gives every input the same output"
+        note = f'<p class="note">all {len(points)} points coincide: {same}</p>'
     return (
         f'<svg id="{ident}" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'xmlns="http://www.w3.org/2000/svg" style="border:1px solid #ddd">'
         + "".join(circles)
-        + f'</svg><div class="legend" data-svg="{ident}">{legend}</div>'
+        + f'</svg><div class="legend" data-svg="{ident}">{legend}</div>{note}'
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,11 @@ def log_curves(paths: list[str], config: Any) -> dict[str, list[dict[str, Any]]]
     return out
 
 
-def report_pictures(path: Path, config: Any, embedding: str) -> list[dict[str, Any]]:
+def report_pictures(
+    path: Path, config: Any, embedding: str, dead: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The pictures of one checkpoint; `dead` names the layers NP301 found dead in it, whose
+    feature maps the activation picture shows (the first that is one) instead of the first's."""
     out: list[dict[str, Any]] = []
     for kind, options in REPORT_PICTURES:
         extra = {"method": embedding} if kind == "embed" else {}
@@ -171,7 +175,8 @@ def report_pictures(path: Path, config: Any, embedding: str) -> list[dict[str, A
             params = picture_params(path, config, kind, path.as_posix(), **options, **extra)
         except PictureError as exc:
             return [{"error": {"code": "NP905", "message": str(exc)}}]
-        payload = compute(params)
+        flagged = (compute({**params, "layer": layer}) for layer in dead if kind == "activations")
+        payload = next((p for p in flagged if "error" not in p), None) or compute(params)
         out.append(payload)
         if "error" in payload and payload["error"].get("code") in ("NP901", "NP905", "NP903"):
             if kind == "embed":  # the model itself could not be run: the rest would repeat it
@@ -189,8 +194,14 @@ def _report(args: argparse.Namespace) -> int:
         report = inspect_paths(args.paths, config)
         if report.missing:
             return _fail(f"path does not exist: {report.missing[0]}")
+        dead: dict[str, list[str]] = {}
+        for finding in report.findings:
+            if finding.code == "NP301" and finding.module:
+                dead.setdefault(finding.path, []).append(finding.module)
         pictures = {
-            path.as_posix(): report_pictures(path, config, args.embedding)
+            path.as_posix(): report_pictures(
+                path, config, args.embedding, dead.get(path.as_posix(), [])
+            )
             for path in checkpoints(args.paths)
         }
     pictures.update(log_curves(args.paths, config))
