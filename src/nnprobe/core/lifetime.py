@@ -4,13 +4,13 @@ nnprobe's children (the language server's lint process, the probe worker) are ki
 their parent, but a parent that is itself killed (SIGKILL, the OOM killer, an editor that gives up
 on it) runs no cleanup: its children used to live on, one stuck in a forward or idle forever with
 the multiprocessing resource tracker beside it. A child calls `die_with_parent()` once, at start:
+a daemon thread then checks twice a second whether the process was handed to another parent (what
+happens to the children of a process that exits), and ends this one if so.
 
-- on Linux, prctl(PR_SET_PDEATHSIG, SIGKILL) asks the kernel to kill it the moment its parent
-  exits. The kernel's "parent" is the thread that started the child, so this alone would also
-  fire if only that thread ended; nnprobe starts its children from threads that live as long as
-  their process (the main thread, the event loop's executor);
-- everywhere, a daemon thread checks twice a second whether the process was handed to another
-  parent (what happens to the children of a process that exits), and ends this one if so.
+prctl(PR_SET_PDEATHSIG) is not used: the kernel's "parent" there is the thread that started the
+child, not its process, and the language server starts the probe worker from short-lived threads,
+so the worker was killed as soon as the thread that started it ended (every runtime diagnostic
+in the editor timed out).
 
 Ending is os._exit: the parent is gone, so there is nobody to flush results to.
 """
@@ -18,27 +18,12 @@ Ending is os._exit: the parent is gone, so there is nobody to flush results to.
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import threading
 
 POLL_SECONDS = 0.5
 EXIT_STATUS = 70  # EX_SOFTWARE: the child did not finish its work
-_PR_SET_PDEATHSIG = 1
 
 _started: set[int] = set()  # pids that have a watch (a forked child must start its own)
-
-
-def _kernel_kill_on_parent_death() -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def _watch(parent: int) -> None:
@@ -48,16 +33,13 @@ def _watch(parent: int) -> None:
             os._exit(EXIT_STATUS)
 
 
-def die_with_parent(parent: int | None = None) -> bool:
-    """End this process when `parent` (by default the current parent) exits; True when the
-    kernel does it at once (Linux), False when only the polling watch does. Idempotent."""
+def die_with_parent(parent: int | None = None) -> None:
+    """End this process within POLL_SECONDS of `parent` (by default the current parent)
+    exiting. Idempotent."""
     if os.getpid() in _started:
-        return True
+        return
     parent = os.getppid() if parent is None else parent
-    kernel = _kernel_kill_on_parent_death()
-    # The parent may have exited before prctl: the signal would then never come.
-    if os.getppid() != parent:
+    if os.getppid() != parent:  # the parent exited before the watch started
         os._exit(EXIT_STATUS)
     _started.add(os.getpid())
     threading.Thread(target=_watch, args=(parent,), name="die-with-parent", daemon=True).start()
-    return kernel
