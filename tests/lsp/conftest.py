@@ -7,19 +7,14 @@ server starts) to shape its server.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import pytest_lsp
-from lsp_helpers import make_client
-from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from lsp_helpers import initialize, serve
+from pytest_lsp import LanguageClient
 
-SERVER = ClientServerConfig(
-    server_command=[sys.executable, "-m", "nnprobe", "serve"],
-    client_factory=make_client,
-)
+SERVER = serve()
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +31,6 @@ def workspace(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     root: Path = request.getfixturevalue("workspace")
     options = getattr(request.module, "INIT_OPTIONS", {"debounce": 50})
-    lsp_client.initialize_result = await lsp_client.initialize_session(  # type: ignore[attr-defined]
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-            initialization_options=options,
-        )
-    )
+    lsp_client.initialize_result = await initialize(lsp_client, root, options)  # type: ignore[attr-defined]
     yield
     await lsp_client.shutdown_session()

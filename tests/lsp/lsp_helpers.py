@@ -6,6 +6,7 @@ an editor-buffer model, and a WorkspaceEdit applier that uses pygls' document mo
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.protocol import default_converter
 from pygls.workspace import TextDocument
-from pytest_lsp import LanguageClient
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
 Predicate = Callable[[types.PublishDiagnosticsParams], bool]
@@ -103,6 +104,30 @@ def make_client() -> LanguageClient:
     features[types.WORKSPACE_CODE_LENS_REFRESH] = refresh
     register_lsp_features(client, features)
     return client
+
+
+def serve(env: dict[str, str] | None = None) -> ClientServerConfig:
+    """The real `nnprobe serve` in a subprocess (with `env` when given), driven by make_client."""
+    return ClientServerConfig(
+        server_command=[sys.executable, "-m", "nnprobe", "serve"],
+        client_factory=make_client,
+        server_env=env,
+    )
+
+
+async def initialize(
+    client: LanguageClient, root: Path, options: dict[str, Any]
+) -> types.InitializeResult:
+    """Open a session as VS Code does on the folder `root`, with `options` as
+    initializationOptions."""
+    return await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            root_uri=root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+            initialization_options=options,
+        )
+    )
 
 
 class Document:

@@ -26,9 +26,9 @@ pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lsp"))
 
 import pytest_lsp  # noqa: E402
-from lsp_helpers import Document, make_client  # noqa: E402
+from lsp_helpers import Document, initialize, serve  # noqa: E402
 from lsprotocol import types  # noqa: E402
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
+from pytest_lsp import LanguageClient  # noqa: E402
 from runtime_workspace import changed, codes  # noqa: E402
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -73,21 +73,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(
-        server_command=[sys.executable, "-m", "nnprobe", "serve"], client_factory=make_client
-    ),
+    config=serve(),
     scope="module",
 )
 async def client(lsp_client: LanguageClient, workspace: dict[str, Any]):  # type: ignore[no-untyped-def]
     root = workspace["root"]
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-            initialization_options={"debounce": 20},
-        )
-    )
+    await initialize(lsp_client, root, {"debounce": 20})
     yield
     await lsp_client.shutdown_session()
 

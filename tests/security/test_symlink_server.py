@@ -18,9 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lsp"))
 
 import pytest_lsp  # noqa: E402
 from corpus import raw_pickle  # noqa: E402
-from lsp_helpers import make_client  # noqa: E402
-from lsprotocol import types  # noqa: E402
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
+from lsp_helpers import initialize, serve  # noqa: E402
+from pytest_lsp import LanguageClient  # noqa: E402
 from runtime_workspace import changed, codes, idle  # noqa: E402
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -36,21 +35,12 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(
-        server_command=[sys.executable, "-m", "nnprobe", "serve"], client_factory=make_client
-    ),
+    config=serve(),
     scope="module",
 )
 async def client(lsp_client: LanguageClient, places: tuple[Path, Path]):  # type: ignore[no-untyped-def]
     root = places[0]
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-            initialization_options={"debounce": 20, "trusted": True},
-        )
-    )
+    await initialize(lsp_client, root, {"debounce": 20, "trusted": True})
     yield
     await lsp_client.shutdown_session()
 

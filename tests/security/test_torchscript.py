@@ -37,10 +37,9 @@ from corpus_torchscript import (  # noqa: E402
     WritesInForward,
     scripted,
 )
-from lsp.lsp_helpers import make_client  # noqa: E402
+from lsp.lsp_helpers import initialize, serve  # noqa: E402
 from lsp.runtime_workspace import changed  # noqa: E402
-from lsprotocol import types  # noqa: E402
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
+from pytest_lsp import LanguageClient  # noqa: E402
 
 from nnprobe.core import trust  # noqa: E402
 from nnprobe.probe import loading  # noqa: E402
@@ -386,11 +385,7 @@ def test_worker_checkpoint_job_trusted_allocation_is_np904(
 
 # ------------------------------------------------------------------ the language server
 
-SERVER = ClientServerConfig(
-    server_command=[sys.executable, "-m", "nnprobe", "serve"],
-    client_factory=make_client,
-    server_env=_env(),
-)
+SERVER = serve(_env())
 SETTINGS = {"debounce": 50, "progressDelay": 0, "trusted": False, "probeTimeout": 60}
 
 
@@ -405,14 +400,7 @@ async def client(lsp_client: LanguageClient, tmp_path: Path):  # type: ignore[no
         (FORWARD(root / "b", root / "b" / "SENTINEL"), root / "b" / "SENTINEL"),
     ]
     lsp_client.set_configuration(SETTINGS, section="nnprobe")
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-            initialization_options=SETTINGS,
-        )
-    )
+    await initialize(lsp_client, root, SETTINGS)
     yield
     await lsp_client.shutdown_session()
 

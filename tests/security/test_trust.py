@@ -33,10 +33,10 @@ pytest.importorskip("onnxruntime")
 
 import pytest_lsp  # noqa: E402
 from corpus import fake_state_dict  # noqa: E402
-from lsp.lsp_helpers import make_client  # noqa: E402
+from lsp.lsp_helpers import initialize, serve  # noqa: E402
 from lsp.runtime_workspace import changed, idle, until  # noqa: E402
 from lsprotocol import types  # noqa: E402
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
+from pytest_lsp import LanguageClient  # noqa: E402
 
 from nnprobe.probe.factory import FactorySpec  # noqa: E402
 from nnprobe.probe.worker_client import WorkerClient  # noqa: E402
@@ -319,11 +319,7 @@ def test_worker_runs_trusted_jobs(worker: WorkerClient, tmp_path: Path, name: st
 
 # ---------------------------------------------------------------------- the language server
 
-SERVER = ClientServerConfig(
-    server_command=[sys.executable, "-m", "nnprobe", "serve"],
-    client_factory=make_client,
-    server_env=_env(),
-)
+SERVER = serve(_env())
 SETTINGS = {"debounce": 50, "progressDelay": 0, "trusted": False, "probeTimeout": 60}
 
 
@@ -332,14 +328,7 @@ async def client(lsp_client: LanguageClient, tmp_path: Path):  # type: ignore[no
     root = tmp_path / "ws"
     lsp_client.workspace = build(root)  # type: ignore[attr-defined]
     lsp_client.set_configuration(SETTINGS, section="nnprobe")
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-            initialization_options=SETTINGS,
-        )
-    )
+    await initialize(lsp_client, root, SETTINGS)
     yield
     await lsp_client.shutdown_session()
 
