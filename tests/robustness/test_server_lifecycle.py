@@ -410,45 +410,23 @@ def test_a_killed_server_mid_lint_leaves_no_process_behind(start: Any) -> None:
     print(f"\n{len(children)} children of the killed server gone {took:.2f} s after SIGKILL")
 
 
-HANGS = """\
-import time
-from pathlib import Path
-
-import torch
-from torch import nn
-
-
-class Hangs(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(64, 32)
-
-    def forward(self, x):
-        Path(__file__).with_name("forward-started").touch()
-        time.sleep(600)
-        return self.fc1(x)
-
-
-if __name__ == "__main__":
-    torch.save(Hangs().state_dict(), "hangs.pt")
-"""
-
-
 def test_a_killed_server_mid_probe_leaves_no_process_behind(start: Any) -> None:
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
+    from lsp.runtime_workspace import HANGS, save_hanging  # imports torch
+
     client = start({**INIT_OPTIONS, "trusted": True, "probeTimeout": 600})
-    (client.workspace / "train_hangs.py").write_text(HANGS, encoding="utf-8")
-    checkpoint = client.workspace / "hangs.pt"
-    torch.manual_seed(0)
-    torch.save({"fc1.weight": torch.randn(32, 64), "fc1.bias": torch.zeros(32)}, checkpoint)
+    script = client.workspace / "hangs" / "train_hangs.py"
+    script.parent.mkdir()
+    script.write_text(HANGS, encoding="utf-8")
+    checkpoint = save_hanging(script.with_name("hangs.pt"))
     client.initialize()
     client.open(client.workspace / "big.py", BIG_SCRIPT)
     client.request(
         "workspace/executeCommand",
         {"command": "nnprobe.inspect", "arguments": [checkpoint.as_uri()]},
     )
-    started = client.workspace / "forward-started"
+    started = script.with_name("forward-started")
     wait_until(started.exists, "the probe's forward to start")
     children = descendants(client.process.pid)
     assert any("nnprobe.worker" in cmd for cmd in children.values()), children
