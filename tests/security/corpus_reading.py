@@ -136,126 +136,66 @@ DEEP_TOML = "[tool.nnprobe]\nselect = " + "[" * DEPTH + "]" * DEPTH + "\n"
 DEEP_JSON = json.dumps({"epoch": 0, "train_loss": 2.0}) + "\n" + "[" * DEPTH + "]" * DEPTH + "\n"
 WIDE_CSV = 'epoch,train_loss\n0,2.3\n1,"' + "x" * 200_000 + '"\n'
 
+
+def script_case(
+    name: str, code: str, says: str, bad: Callable[[Path, Path], Path], **env: str
+) -> Reading:
+    """A bad file built beside good.py, which keeps its NP101."""
+    good = with_good_script(bad)
+    return Reading(name, code, says, good, env=env, good="good.py", good_code=GOOD_SCRIPT_CODE)
+
+
+def log_case(name: str, says: str, bad: Callable[[Path, Path], Path]) -> Reading:
+    """A bad log built beside good_metrics.csv, which keeps its NP501; the bad one's NP901."""
+    good = with_good_log(bad)
+    return Reading(name, "NP901", says, good, good="good_metrics.csv", good_code=GOOD_LOG_CODE)
+
+
 CASES: list[Hostile] = [
-    Reading(
-        "script-fifo",
-        "NP901",
-        "named pipe",
-        with_good_script(fifo("train.py")),
-        good="good.py",
-        good_code=GOOD_SCRIPT_CODE,
-    ),
-    Reading(
+    script_case("script-fifo", "NP901", "named pipe", fifo("train.py")),
+    script_case(
         "script-50mb",
         "NP901",
         "over the 2.0 MiB nnprobe reads for a script",
-        with_good_script(sparse("train.py", "import torch\n", SPARSE_SCRIPT)),
-        good="good.py",
-        good_code=GOOD_SCRIPT_CODE,
+        sparse("train.py", "import torch\n", SPARSE_SCRIPT),
     ),
-    Reading(
-        "script-link-dev-zero",
-        "NP901",
-        "outside the workspace",
-        with_good_script(link("train.py", "/dev/zero")),
-        good="good.py",
-        good_code=GOOD_SCRIPT_CODE,
+    script_case(
+        "script-link-dev-zero", "NP901", "outside the workspace", link("train.py", "/dev/zero")
     ),
-    Reading(
-        "script-link-out",
-        "NP901",
-        "outside the workspace",
-        with_good_script(link_out("train.py", GOOD_SCRIPT)),
-        good="good.py",
-        good_code=GOOD_SCRIPT_CODE,
+    script_case(
+        "script-link-out", "NP901", "outside the workspace", link_out("train.py", GOOD_SCRIPT)
     ),
-    Reading(
+    script_case(
         "config-link-out",
         "NP901",
         "outside the workspace",
-        with_good_script(link_out("pyproject.toml", IGNORE_NP101)),
-        good="good.py",
-        good_code=GOOD_SCRIPT_CODE,
+        link_out("pyproject.toml", IGNORE_NP101),
     ),
-    Reading(
+    script_case(
         "config-deep-toml",
         "NP901",
         "nests arrays or tables deeper",
-        with_good_script(write("pyproject.toml", DEEP_TOML)),
-        good="good.py",
-        good_code=GOOD_SCRIPT_CODE,
+        write("pyproject.toml", DEEP_TOML),
     ),
-    Reading(
-        "config-fifo",
-        "NP901",
-        "named pipe",
-        with_good_script(fifo("nnprobe.toml")),
-        good="good.py",
-        good_code=GOOD_SCRIPT_CODE,
-    ),
-    Reading(
+    script_case("config-fifo", "NP901", "named pipe", fifo("nnprobe.toml")),
+    script_case(
         "docs-url-bad-template",
         GOOD_SCRIPT_CODE,
         "SGD",
-        with_good_script(lambda folder, sentinel: folder / "good.py"),
-        env={"NNPROBE_DOCS_URL": "{"},
-        good="good.py",
-        good_code=GOOD_SCRIPT_CODE,
+        lambda folder, sentinel: folder / "good.py",
+        NNPROBE_DOCS_URL="{",
     ),
-    Reading(
-        "log-csv-field-200kb",
-        "NP901",
-        "field longer than",
-        with_good_log(write("metrics.csv", WIDE_CSV)),
-        good="good_metrics.csv",
-        good_code=GOOD_LOG_CODE,
+    log_case("log-csv-field-200kb", "field longer than", write("metrics.csv", WIDE_CSV)),
+    log_case("log-jsonl-deep", "nests JSON deeper", write("log.jsonl", DEEP_JSON)),
+    log_case(
+        "log-tfevents-2e62-record", "declares 4611686018427387904 bytes", tfevents_huge_record
     ),
-    Reading(
-        "log-jsonl-deep",
-        "NP901",
-        "nests JSON deeper",
-        with_good_log(write("log.jsonl", DEEP_JSON)),
-        good="good_metrics.csv",
-        good_code=GOOD_LOG_CODE,
-    ),
-    Reading(
-        "log-tfevents-2e62-record",
-        "NP901",
-        "declares 4611686018427387904 bytes",
-        with_good_log(tfevents_huge_record),
-        good="good_metrics.csv",
-        good_code=GOOD_LOG_CODE,
-    ),
-    Reading(
-        "log-link-dev-zero",
-        "NP901",
-        "outside the workspace",
-        with_good_log(link("metrics.csv", "/dev/zero")),
-        good="good_metrics.csv",
-        good_code=GOOD_LOG_CODE,
-    ),
-    Reading(
-        "log-link-out",
-        "NP901",
-        "outside the workspace",
-        with_good_log(link_out("metrics.csv", GOOD_LOG)),
-        good="good_metrics.csv",
-        good_code=GOOD_LOG_CODE,
-    ),
-    Reading(
-        "log-fifo",
-        "NP901",
-        "named pipe",
-        with_good_log(fifo("metrics.csv")),
-        good="good_metrics.csv",
-        good_code=GOOD_LOG_CODE,
-    ),
-    Reading(
+    log_case("log-link-dev-zero", "outside the workspace", link("metrics.csv", "/dev/zero")),
+    log_case("log-link-out", "outside the workspace", link_out("metrics.csv", GOOD_LOG)),
+    log_case("log-fifo", "named pipe", fifo("metrics.csv")),
+    log_case(
         "log-100mb",
-        "NP901",
         "over the 64.0 MiB",
-        with_good_log(sparse("metrics.csv", "epoch,train_loss\n0,2.3\n", SPARSE_LOG)),
-        good="good_metrics.csv",
-        good_code=GOOD_LOG_CODE,
+        sparse("metrics.csv", "epoch,train_loss\n0,2.3\n", SPARSE_LOG),
     ),
 ]
