@@ -17,6 +17,7 @@ import shlex
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from corpus import Hostile
@@ -125,400 +126,286 @@ def script(
 
 TOUCH = "open(SENTINEL, 'w').close()"
 
+
+def runs_nothing(name: str, hostile: str = "", **options: Any) -> Hostile:
+    """A hostile statement that must not run: no finding expected, net.pt still built and probed."""
+    return Hostile(name, "", "", script(hostile, **options))
+
+
+def discovered(name: str, says: str, evil: str, hostile: str = "") -> Hostile:
+    """The script's main saves `evil` (an expression) as evil.pt, which discovery must refuse
+    with NP905 instead of calling it."""
+    main = f'evil = {evil}\ntorch.save(evil.state_dict(), "evil.pt")'
+    return Hostile(name, "NP905", says, script(hostile, main_extra=main, target="evil.pt"))
+
+
 CASES: list[Hostile] = [
-    Hostile(
+    runs_nothing(
         "trusted-class-body",
-        "",
-        "",
-        script(
-            """
-            class Registry:
-                created = open(SENTINEL, "w")
-            """
-        ),
+        """
+        class Registry:
+            created = open(SENTINEL, "w")
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-metaclass",
-        "",
-        "",
-        script(
-            f"""
-            class Meta(type):
-                def __new__(mcs, name, bases, namespace):
-                    {TOUCH}
-                    return super().__new__(mcs, name, bases, namespace)
+        f"""
+        class Meta(type):
+            def __new__(mcs, name, bases, namespace):
+                {TOUCH}
+                return super().__new__(mcs, name, bases, namespace)
 
 
-            class Tagged(metaclass=Meta):
-                pass
-            """
-        ),
+        class Tagged(metaclass=Meta):
+            pass
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-decorator",
-        "",
-        "",
-        script(
-            f"""
-            def register(obj):
-                {TOUCH}
-                return obj
+        f"""
+        def register(obj):
+            {TOUCH}
+            return obj
 
 
-            @register
-            def helper():
-                return 1
+        @register
+        def helper():
+            return 1
 
 
-            @register
-            class Plugin:
-                pass
-            """
-        ),
+        @register
+        class Plugin:
+            pass
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-default-argument",
-        "",
-        "",
-        script(
-            """
-            def helper(handle=open(SENTINEL, "w")):
-                return handle
-            """
-        ),
+        """
+        def helper(handle=open(SENTINEL, "w")):
+            return handle
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-except-expression",
-        "",
-        "",
-        script(
-            """
-            try:
-                import no_such_module_for_nnprobe
-            except (ImportError if open(SENTINEL, "w") else ImportError):
-                no_such_module_for_nnprobe = None
-            """
-        ),
+        """
+        try:
+            import no_such_module_for_nnprobe
+        except (ImportError if open(SENTINEL, "w") else ImportError):
+            no_such_module_for_nnprobe = None
+        """,
     ),
-    Hostile(
+    discovered(
         "trusted-discovered-popen",
-        "NP905",
         "nn.Module classes of the workspace",
-        script(
-            main_extra="""
-            evil = subprocess.Popen(["touch", {sentinel}])
-            torch.save(evil.state_dict(), "evil.pt")
-            """,
-            target="evil.pt",
-        ),
+        'subprocess.Popen(["touch", {sentinel}])',
     ),
-    Hostile(
+    discovered(
         "trusted-discovered-os-system",
-        "NP905",
         "nn.Module classes of the workspace",
-        script(
-            main_extra="""
-            evil = os.system({command})
-            torch.save(evil.state_dict(), "evil.pt")
-            """,
-            target="evil.pt",
-        ),
+        "os.system({command})",
     ),
-    Hostile(
+    discovered(
         "trusted-discovered-open",
-        "NP905",
         "nn.Module classes of the workspace",
-        script(
-            main_extra="""
-            evil = open({sentinel}, "w")
-            torch.save(evil.state_dict(), "evil.pt")
-            """,
-            target="evil.pt",
-        ),
+        'open({sentinel}, "w")',
     ),
-    Hostile(
+    discovered(
         "trusted-discovered-function",
-        "NP905",
         "could train",
-        script(
-            f"""
-            def fit():
-                {TOUCH}
-                return Net()
-            """,
-            main_extra="""
-            evil = fit()
-            torch.save(evil.state_dict(), "evil.pt")
-            """,
-            target="evil.pt",
-        ),
+        "fit()",
+        f"""
+        def fit():
+            {TOUCH}
+            return Net()
+        """,
     ),
-    Hostile(
+    discovered(
         "trusted-discovered-expression",
-        "NP905",
         "calls open()",
-        script(
-            main_extra="""
-            evil = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2), open({sentinel}, "w"))
-            torch.save(evil.state_dict(), "evil.pt")
-            """,
-            target="evil.pt",
-        ),
+        'nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2), open({sentinel}, "w"))',
     ),
-    Hostile(
+    runs_nothing(
         "trusted-module-if",
-        "",
-        "",
-        script(
-            f"""
-            if True:
-                {TOUCH}
-            if open(SENTINEL, "w"):
-                pass
-            """
-        ),
+        f"""
+        if True:
+            {TOUCH}
+        if open(SENTINEL, "w"):
+            pass
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-module-for",
-        "",
-        "",
-        script(
-            f"""
-            for _ in range(1):
-                {TOUCH}
-            """
-        ),
+        f"""
+        for _ in range(1):
+            {TOUCH}
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-module-with",
-        "",
-        "",
-        script(
-            """
-            with open(SENTINEL, "w"):
-                pass
-            """
-        ),
+        """
+        with open(SENTINEL, "w"):
+            pass
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-sibling-module",
-        "",
-        "",
-        script(
-            "import helpers\nfrom helpers import WIDTH",
-            files={
-                "helpers.py": """
-                WIDTH = 4
-                open({sentinel}, "w").close()
-                """
-            },
-        ),
+        "import helpers\nfrom helpers import WIDTH",
+        files={
+            "helpers.py": """
+            WIDTH = 4
+            open({sentinel}, "w").close()
+            """
+        },
     ),
-    Hostile(
+    runs_nothing(
         "trusted-sibling-imported-in-init",
-        "",
-        "",
-        script(
-            init_extra="import lazy_layers  # noqa: F401",
-            files={"lazy_layers.py": 'open({sentinel}, "w").close()\n'},
-        ),
+        init_extra="import lazy_layers  # noqa: F401",
+        files={"lazy_layers.py": 'open({sentinel}, "w").close()\n'},
     ),
-    Hostile(
+    runs_nothing(
         "trusted-package-init",
-        "",
-        "",
-        script(
-            "from .layers import WIDTH",
-            files={
-                "__init__.py": 'open({sentinel}, "w").close()\n',
-                "layers.py": "WIDTH = 4\n",
-            },
-            folder_name="project",
-        ),
+        "from .layers import WIDTH",
+        files={
+            "__init__.py": 'open({sentinel}, "w").close()\n',
+            "layers.py": "WIDTH = 4\n",
+        },
+        folder_name="project",
     ),
-    Hostile(
+    runs_nothing(
         "trusted-module-getattr",
-        "",
-        "",
-        script(
+        """
+        try:
+            from helpers import anything
+        except ImportError:
+            anything = None
+        """,
+        files={
+            "helpers.py": """
+            def __getattr__(name):
+                open({sentinel}, "w").close()
+                return name
             """
-            try:
-                from helpers import anything
-            except ImportError:
-                anything = None
-            """,
-            files={
-                "helpers.py": """
-                def __getattr__(name):
-                    open({sentinel}, "w").close()
-                    return name
-                """
-            },
-        ),
+        },
     ),
-    Hostile(
+    runs_nothing(
         "trusted-walrus-default",
-        "",
-        "",
-        script(
-            """
-            def helper(x=(made := open(SENTINEL, "w"))):
-                return x
-            """
-        ),
+        """
+        def helper(x=(made := open(SENTINEL, "w"))):
+            return x
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-init-subclass",
-        "",
-        "",
-        script(
-            f"""
-            class Base(nn.Module):
-                def __init_subclass__(cls, **kwargs):
-                    {TOUCH}
-                    super().__init_subclass__(**kwargs)
-            """,
-            base="Base",
-        ),
+        f"""
+        class Base(nn.Module):
+            def __init_subclass__(cls, **kwargs):
+                {TOUCH}
+                super().__init_subclass__(**kwargs)
+        """,
+        base="Base",
     ),
-    Hostile(
+    runs_nothing(
         "trusted-class-keyword",
-        "",
-        "",
-        script(
-            """
-            class Tagged(nn.Module, flag=open(SENTINEL, "w")):
-                pass
-            """
-        ),
+        """
+        class Tagged(nn.Module, flag=open(SENTINEL, "w")):
+            pass
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-class-getitem",
-        "",
-        "",
-        script(
-            f"""
-            class Typed:
-                def __class_getitem__(cls, item):
-                    {TOUCH}
-                    return cls
+        f"""
+        class Typed:
+            def __class_getitem__(cls, item):
+                {TOUCH}
+                return cls
 
 
-            ALIAS = Typed[int]
+        ALIAS = Typed[int]
 
 
-            class Uses(Typed[int]):
-                pass
-            """
-        ),
+        class Uses(Typed[int]):
+            pass
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-annotation",
-        "",
-        "",
-        script(
-            """
-            def helper(x: open(SENTINEL, "w")) -> None:
-                return None
+        """
+        def helper(x: open(SENTINEL, "w")) -> None:
+            return None
 
 
-            LIMIT: open(SENTINEL, "w") = 3
-            """
-        ),
+        LIMIT: open(SENTINEL, "w") = 3
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-shadowed-builtin",
-        "",
-        "",
-        script(
-            f"""
-            def len(obj):
-                {TOUCH}
-                return 0
+        f"""
+        def len(obj):
+            {TOUCH}
+            return 0
 
 
-            N = len("abc")
-            """
-        ),
+        N = len("abc")
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-callback-argument",
-        "",
-        "",
-        script(
-            f"""
-            class Keys:
-                def keys():
-                    {TOUCH}
-                    return []
-
-
-            def key(x):
+        f"""
+        class Keys:
+            def keys():
                 {TOUCH}
-                return x
+                return []
 
 
-            ORDER = sorted([2, 1], key=key)
-            TABLE = dict(Keys)
-            """
-        ),
+        def key(x):
+            {TOUCH}
+            return x
+
+
+        ORDER = sorted([2, 1], key=key)
+        TABLE = dict(Keys)
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-builtins-override",
-        "",
-        "",
-        script(
-            f"""
-            def hook(*args, **kwargs):
-                {TOUCH}
+        f"""
+        def hook(*args, **kwargs):
+            {TOUCH}
 
 
-            __builtins__ = {{"__import__": hook, "__build_class__": hook}}
-            import json
-            """
-        ),
+        __builtins__ = {{"__import__": hook, "__build_class__": hook}}
+        import json
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-monkeypatch",
-        "",
-        "",
-        script(
-            f"""
-            def hijack(self, *args, **kwargs):
-                {TOUCH}
+        f"""
+        def hijack(self, *args, **kwargs):
+            {TOUCH}
 
 
-            nn.Module.__call__ = hijack
-            """,
-            main_extra="model(torch.zeros(1, 4))",
-        ),
+        nn.Module.__call__ = hijack
+        """,
+        main_extra="model(torch.zeros(1, 4))",
     ),
-    Hostile(
+    runs_nothing(
         "trusted-enum-member-init",
-        "",
-        "",
-        script(
-            f"""
-            from enum import Enum
+        f"""
+        from enum import Enum
 
 
-            class Color(Enum):
-                RED = 1
+        class Color(Enum):
+            RED = 1
 
-                def __init__(self, value):
-                    {TOUCH}
-            """
-        ),
+            def __init__(self, value):
+                {TOUCH}
+        """,
     ),
-    Hostile(
+    runs_nothing(
         "trusted-lambda-default",
-        "",
-        "",
-        script(
-            """
-            CALLBACK = lambda handle=open(SENTINEL, "w"): handle
-            """
-        ),
+        """
+        CALLBACK = lambda handle=open(SENTINEL, "w"): handle
+        """,
     ),
     Hostile(
         "trusted-power-bomb",
