@@ -168,8 +168,9 @@ def _secret(folder: Path) -> str:
     return str(secret)
 
 
-def _saves(folder: Path, sentinel: Path) -> nn.Module:
-    return SavesOnLoad(str(sentinel))
+def archive(name: str, module: Callable[[str], nn.Module], file: str) -> Hostile:
+    """A scripted `module(sentinel)` saved as `file`: refused unrun with NP902."""
+    return Hostile(name, "NP902", "TorchScript", scripted(lambda f, s: module(str(s)), file))
 
 
 # ------------------------------------------------------------- crafted archives (reader attacks)
@@ -264,48 +265,21 @@ def _name_lies(sentinel: Path) -> dict[str, object]:
 
 
 CASES = [
-    Hostile(
-        "torchscript-setstate-saves-and-prints",
-        "NP902",
-        "TorchScript",
-        scripted(_saves, "scripted.pt"),
-    ),
+    archive("torchscript-setstate-saves-and-prints", SavesOnLoad, "scripted.pt"),
     *(
-        Hostile(
-            f"torchscript-named{suffix}", "NP902", "TorchScript", scripted(_saves, f"model{suffix}")
-        )
+        archive(f"torchscript-named{suffix}", SavesOnLoad, f"model{suffix}")
         for suffix in (".pth", ".ckpt", ".bin", ".onnx", ".safetensors")
     ),
-    Hostile(
-        "torchscript-setstate-loops",
-        "NP902",
-        "TorchScript",
-        scripted(lambda f, s: LoopsOnLoad(str(s)), "looping.pt"),
-    ),
-    Hostile(
-        "torchscript-setstate-allocates-8gb",
-        "NP902",
-        "TorchScript",
-        scripted(lambda f, s: AllocatesOnLoad(str(s)), "huge.pt"),
-    ),
+    archive("torchscript-setstate-loops", LoopsOnLoad, "looping.pt"),
+    archive("torchscript-setstate-allocates-8gb", AllocatesOnLoad, "huge.pt"),
     Hostile(
         "torchscript-setstate-reads-outside",
         "NP902",
         "TorchScript",
         scripted(lambda f, s: ReadsOnLoad(str(s), _secret(f)), "reads.ckpt"),
     ),
-    Hostile(
-        "torchscript-forward-writes",
-        "NP902",
-        "TorchScript",
-        scripted(lambda f, s: WritesInForward(str(s)), "forward.pt"),
-    ),
-    Hostile(
-        "torchscript-forward-loops",
-        "NP902",
-        "TorchScript",
-        scripted(lambda f, s: LoopsInForward(str(s)), "forward_loops.pt"),
-    ),
+    archive("torchscript-forward-writes", WritesInForward, "forward.pt"),
+    archive("torchscript-forward-loops", LoopsInForward, "forward_loops.pt"),
     Hostile("torchscript-data-pkl-gadget", "NP902", "posix.system", crafted("gadget.pt", _gadget)),
     Hostile(
         "torchscript-storage-lies", "NP902", "holds 16 bytes", crafted("lies.pt", _storage_lies)

@@ -32,10 +32,6 @@ from corpus_torchscript import (  # noqa: E402
     CASES,
     PWNED,
     LoopsInForward,
-    LoopsOnLoad,
-    SavesOnLoad,
-    WritesInForward,
-    scripted,
 )
 from lsp.lsp_helpers import initialize, serve  # noqa: E402
 from lsp.runtime_workspace import changed  # noqa: E402
@@ -46,10 +42,10 @@ from nnprobe.probe import loading  # noqa: E402
 from nnprobe.probe.loading import LoadError, WorkerOnly, load_checkpoint  # noqa: E402
 from nnprobe.probe.worker_client import WorkerClient  # noqa: E402
 
-SAVES = scripted(lambda f, s: SavesOnLoad(str(s)), "scripted.pt")
-FORWARD = scripted(lambda f, s: WritesInForward(str(s)), "forward.pt")
-LOOPS = scripted(lambda f, s: LoopsOnLoad(str(s)), "looping.pt")
 BY_NAME = {case.name: case for case in CASES}
+SAVES = BY_NAME["torchscript-setstate-saves-and-prints"].build
+FORWARD = BY_NAME["torchscript-forward-writes"].build
+LOOPS = BY_NAME["torchscript-setstate-loops"].build
 
 
 def _env(**extra: str) -> dict[str, str]:
