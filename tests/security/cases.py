@@ -11,8 +11,11 @@ untrusted as well as trusted.
 from __future__ import annotations
 
 import importlib
+import os
+import signal
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -94,3 +97,38 @@ def corrupt(folder: Path) -> list[Entry]:
         )
         for v in variants
     ]
+
+
+def clean_env(folder: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment without NNPROBE_* and PYTHONPATH, nnprobe's cache in `folder`/cache, then
+    `extra` (a case's own variables)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NNPROBE_", "PYTHONPATH"))}
+    env["NNPROBE_CACHE_DIR"] = str(folder / "cache")
+    env.update(extra or {})
+    return env
+
+
+def run_in_session(
+    command: list[str], cwd: Path, env: Mapping[str, str], timeout: float
+) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """(the run, whether it timed out) of `command` in a session of its own, stdin closed and its
+    output captured as text; past `timeout` its whole process group (a worker it started too)
+    is killed and what it had written is returned."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        timed_out = True
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), timed_out

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import pytest
 pytest.importorskip("tensorboard")
 
 import corpus_reading as cr  # noqa: E402
+from cases import clean_env, run_in_session  # noqa: E402
 
 NNPROBE = str(Path(sys.executable).with_name("nnprobe"))
 TIMEOUT_S = 60
@@ -62,31 +61,11 @@ def inspect_folder(folder: Path, env: dict[str, str]) -> tuple[int, str, str, in
     command = [sys.executable, "-c", MEASURE, str(peak_file), NNPROBE, "inspect"]
     command += ["--output-format", "json", "--untrusted", "."]
     started = time.monotonic()
-    process = subprocess.Popen(
-        command,
-        cwd=folder,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+    done, timed_out = run_in_session(command, folder, env, TIMEOUT_S)
+    if timed_out:
         pytest.fail(f"nnprobe inspect did not finish in {TIMEOUT_S} s")
     elapsed = time.monotonic() - started
-    return process.returncode, stdout, stderr, int(peak_file.read_text()) * 1024, elapsed
-
-
-def clean_env(folder: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NNPROBE_", "PYTHONPATH"))}
-    env["NNPROBE_CACHE_DIR"] = str(folder / "cache")
-    env.update(extra or {})
-    return env
+    return done.returncode, done.stdout, done.stderr, int(peak_file.read_text()) * 1024, elapsed
 
 
 CASES = [case for case in cr.CASES if isinstance(case, cr.Reading)]
