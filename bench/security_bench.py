@@ -1039,7 +1039,7 @@ for name, module, scan in (("picklescan", "picklescan", bench.scan_picklescan),
         continue
     names = ", ".join(sorted(verdict.names)) or verdict.error
     out[name] = ("flagged" if verdict.flagged else "not flagged") + (f": {names}" if names else "")
-sys.__stdout__.write(json.dumps(out))
+sys.__stdout__.write("\n" + json.dumps(out) + "\n")
 """
 SCANNERS = ("picklescan", "fickling", "modelscan")
 
@@ -1073,9 +1073,9 @@ def scan_peers(entry: corpus_cases.Entry, work: Path, o: Any) -> dict[str, str] 
             env["PYTHONPATH"] = o.peers
         argv = [PYTHON, "-P", "-c", SCAN, str(path), str(ROOT / "bench")]
         ran = run_process(argv, cell_dir, env, o.timeout, o.memory_cap)
-        try:
-            verdicts = dict(json.loads(ran.stdout.decode("utf-8")))
-        except ValueError:
+        try:  # the last line: a scanner may print on stdout too
+            verdicts = dict(json.loads(ran.stdout.decode("utf-8", "replace").splitlines()[-1]))
+        except (ValueError, IndexError):
             reason = ran.hang or ("over the memory cap" if ran.over_cap else f"exit {ran.rc}")
             verdicts = {name: f"scanner run failed ({reason})" for name in SCANNERS}
         if os.path.lexists(cell_dir / "SENTINEL_code_ran"):
@@ -1248,15 +1248,20 @@ def render(
             says = ", ".join(sorted(nnprobe_says.get(name, set()))) or "-"
             lines.append(f"| {name} | {says} | " + " | ".join(row) + " |")
         counts = []
+        refused = [n for n in scans if "NP902" in nnprobe_says.get(n, set())]
         for s in SCANNERS:
             if all(v.get(s) == "not installed" for v in scans.values()):
                 counts.append(f"{s} not installed")
                 continue
-            flagged_n = sum(v.get(s, "").startswith("flagged") for v in scans.values())
-            counts.append(f"{s} flagged {flagged_n}/{len(scans)}")
+            flagged_n = sum(scans[n].get(s, "").startswith("flagged") for n in refused)
+            counts.append(f"{s} flagged {flagged_n}")
         lines += [
             "",
-            "Of the pickles: " + "; ".join(counts) + ". fickling and modelscan are not project "
+            f"Of the {len(refused)} pickles nnprobe refused as code (NP902): "
+            + "; ".join(counts)
+            + ". The others are bombs, damaged zips or the benign checkpoints beside hostile "
+            "scripts (trusted-*); fickling flags every checkpoint. fickling and modelscan are "
+            "not project "
             "dependencies: `.venv/bin/pip install --target DIR --no-deps fickling==0.1.12 "
             "modelscan==0.8.8 tomlkit`, then `--peers DIR`.",
         ]
@@ -1432,7 +1437,7 @@ def main(argv: list[str] | None = None) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
-            if entry.source != "corrupt" and entry.name not in scans:
+            if entry.source != "corrupt" and (o.redo or entry.name not in scans):
                 scan = scan_peers(entry, work, o) or {}
                 with lock:
                     scans[entry.name] = scan
