@@ -24,6 +24,7 @@ import json
 import pickle
 import re
 import struct
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,12 +185,36 @@ def _load_checkpoint(path: Path, allow_pickle: bool) -> Checkpoint:
         return _load_onnx(path)
     if path.suffix.lower() == ".safetensors":
         raise LoadError("NP901", "not a safetensors file (its 8-byte header length is invalid)")
+    if _looks_like_old_pickle(path):
+        return _load_torch(path, allow_pickle, zipped=False)
     raise LoadError(
         "NP901",
         "not a PyTorch checkpoint, safetensors or ONNX file "
         f"(unrecognised first bytes {head[:8].hex(' ')})",
         not_weights=path.suffix.lower() == ".bin",
     )
+
+
+def _looks_like_old_pickle(path: Path) -> bool:
+    """A protocol 0 or 1 pickle (no 0x80 PROTO opcode in front): its opcodes parse, from the first
+    byte, up to STOP or through a GLOBAL/INST naming a dotted Python name. Read, never run."""
+    import pickletools
+
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SCAN_LIMIT)
+    except OSError:
+        return False
+    named = False
+    try:
+        for opcode, arg, _ in pickletools.genops(head):
+            if opcode.name == "STOP":
+                return True
+            if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                named = named or all(p.isidentifier() for p in arg.replace(" ", ".").split("."))
+    except Exception:
+        return named
+    return named
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
@@ -246,7 +271,10 @@ def _load_torch(path: Path, allow_pickle: bool, zipped: bool) -> Checkpoint:
         )
     torch = _import_torch()
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+        with warnings.catch_warnings():
+            # "Detected pickle protocol 4 ...": torch's advice to the file's writer, not our user
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except pickle.UnpicklingError as exc:
         names = _refused_imports(path, exc)
         if not names.names:
@@ -283,8 +311,18 @@ _LISTED = 6  # imports named in the message; the rest are counted
 def refusal_message(imports: Imports) -> str:
     """NP902's reason: what the file holds and every global an opted-in load would import."""
     names = imports.names
-    model = next((n for n in names if n.rsplit(".", 1)[-1][:1].isupper()), None)
-    what = f"a whole pickled model ({model})" if model else "a pickled Python object"
+    model = next(
+        (n for n in names if n.rsplit(".", 1)[-1][:1].isupper() and n not in imports.dangerous),
+        None,
+    )
+    if model and imports.dangerous:
+        what = f"a whole pickled model ({model}) that also calls {imports.dangerous[0]}"
+    elif imports.dangerous:
+        what = f"a pickle that calls {imports.dangerous[0]}"
+    elif model:
+        what = f"a whole pickled model ({model})"
+    else:
+        what = "a pickled Python object"
     listed = ", ".join(names[:_LISTED])
     if len(names) > _LISTED:
         listed += f" and {len(names) - _LISTED} more"
