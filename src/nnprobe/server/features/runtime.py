@@ -299,6 +299,49 @@ class RuntimeProbes:
         self._running[uri] = job
         return job.task
 
+    async def answer(self, uri: str, cancelled: Callable[[], bool]) -> list[Finding] | str:
+        """Findings of `uri` for a request (`nnprobe.inspect`): its inspection starts now. A
+        newer inspection of the same file can supersede it (a watcher's event for the file the
+        user just asked about, another request): the request then waits for that one and
+        answers its findings, which describe the file as it is now. A string says why there are
+        none (cancelled, or the folder's newer checkpoint replaced this one); never an
+        exception, so the request is always answered."""
+        self.start(uri)
+        job = self._running[uri]
+        while True:
+            assert job.task is not None
+            try:
+                findings: list[Finding] | None = await job.task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the handler itself is being stopped
+                findings = None
+            if findings is not None and not job.superseded:
+                return findings
+            newer = None if cancelled() else await self._successor(uri, job)
+            if newer is None:
+                if findings is not None:
+                    return findings
+                if job.superseded:
+                    return f"superseded by a newer checkpoint in {job.path.parent.name or '.'}"
+                return "the inspection was cancelled"
+            job = newer
+
+    async def _successor(self, uri: str, job: Job) -> Job | None:
+        """A newer inspection of `uri` than `job`, under way or queued (waiting for the folder's
+        running job, which ends within its time budget); None if there is none."""
+        while True:
+            newer = self._running.get(uri)
+            if newer is not None and newer is not job and newer.task is not None:
+                return newer
+            if self._queued.get(job.path.parent) != uri:
+                return None
+            busy = [j.task for j in self._running.values() if j.path.parent == job.path.parent]
+            if not busy or busy[0] is None:
+                return None
+            await asyncio.wait([busy[0]])
+
     async def _inspect(self, job: Job) -> list[Finding]:
         await self.server.ready.wait()
         progress = Progress(self.server, job.path.name, on_cancel=lambda: _cancel(job))
@@ -605,9 +648,19 @@ def register(server: NnprobeServer) -> None:
         path = ls.path_of(uri)
         if path is None or not path.is_file():
             return payloads.unavailable(f"{uri} is not a checkpoint file on disk")
-        task = probes.start(uri)
-        on_request_cancel(ls, task.cancel)
-        findings = await task
+        stopped = False
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+            job = probes._running.get(uri)
+            if job is not None:
+                _cancel(job)
+
+        on_request_cancel(ls, stop)
+        findings = await probes.answer(uri, lambda: stopped)
+        if isinstance(findings, str):
+            return payloads.unavailable(f"{ls.display_path(uri)}: {findings}")
         return payloads.findings(uri, Report(findings=findings, files=1))
 
     server.runtime_commands[INSPECT] = inspect_command
