@@ -32,7 +32,7 @@ export async function pickCheckpoint(): Promise<vscode.Uri | undefined> {
   const files = await vscode.workspace.findFiles(CHECKPOINT_GLOB, CHECKPOINT_EXCLUDE, 1000);
   if (files.length === 0) {
     void vscode.window.showInformationMessage(
-      "nnprobe found no checkpoint (.pt, .pth, .ckpt, .safetensors, .onnx) in this workspace.",
+      "nnprobe found no checkpoint (.pt, .pth, .ckpt, .bin, .safetensors, .onnx) in this workspace.",
     );
     return undefined;
   }

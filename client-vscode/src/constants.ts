@@ -39,5 +39,6 @@ export const PICTURE_COMMANDS: ReadonlyArray<{ palette: string; server: string; 
   { palette: PaletteCommand.topActivating, server: ServerCommand.topActivating, title: "Top activating inputs" },
 ];
 
-export const CHECKPOINT_GLOB = "**/*.{pt,pth,ckpt,safetensors,onnx}";
+// The server's checkpoint_watch.GLOB, from nnprobe.core.files.CHECKPOINT_SUFFIXES (tests/lsp/test_lsp_checkpoint_suffixes.py compares them).
+export const CHECKPOINT_GLOB = "**/*.{bin,ckpt,onnx,pt,pth,safetensors}";
 export const CHECKPOINT_EXCLUDE = "**/{node_modules,.git,.venv,venv,__pycache__}/**";

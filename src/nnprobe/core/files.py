@@ -18,6 +18,9 @@ from pathlib import Path
 from nnprobe.core.config import Config
 from nnprobe.core.reading import escapes
 
+# The one list of checkpoint suffixes: the CLI's walk, the server's watcher and command, the
+# pictures and the VS Code extension (tested against it) all take theirs from here.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".onnx")
 SKIP_DIRS = frozenset(
     {
         ".git",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from nnprobe.core import trust
 from nnprobe.core.config import Config
 from nnprobe.core.engine import FileResult, finalize, instantiate, internal_finding, run_rules
+from nnprobe.core.files import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES  # re-exported
 from nnprobe.core.files import Target, link_outside, outside_message
 from nnprobe.core.finding import Evidence, Finding
 from nnprobe.core.registry import all_rules
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from nnprobe.probe.loading import Checkpoint
     from nnprobe.probe.runtime import RuntimePlan
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".onnx")
 INSTALL_HINT = "pip install 'nnprobe[probe]'"
 
 

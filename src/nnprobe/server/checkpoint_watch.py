@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from nnprobe.server.features.commands import CHECKPOINT_SUFFIXES
+from nnprobe.core.files import CHECKPOINT_SUFFIXES  # the one list
 
 GLOB = "**/*.{" + ",".join(sorted(s.lstrip(".") for s in CHECKPOINT_SUFFIXES)) + "}"
 SKIPPED_DIRS = frozenset(

@@ -10,9 +10,9 @@ from typing import Any
 
 from nnprobe.core import trust
 from nnprobe.core.config import Config
+from nnprobe.core.files import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES  # re-exported
 
 PICTURE_KINDS = ("embed", "filters", "activations", "top", "occlusion")
-CHECKPOINT_SUFFIXES = frozenset({".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".onnx"})
 
 
 class PictureError(Exception):

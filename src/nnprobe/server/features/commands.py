@@ -18,6 +18,7 @@ from typing import Any
 from pygls.exceptions import JsonRpcInvalidParams
 
 import nnprobe
+from nnprobe.core.files import CHECKPOINT_SUFFIXES  # the one list
 from nnprobe.server import lint_process, payloads
 
 # A runtime import: pygls resolves command handlers' annotations to convert their arguments.
@@ -33,7 +34,6 @@ PICTURES = {
     "nnprobe.topActivating": "top-activating inputs",
     "nnprobe.curves": "training curves",  # answered by features/training_logs.py
 }
-CHECKPOINT_SUFFIXES = frozenset({".pt", ".pth", ".ckpt", ".safetensors", ".onnx"})
 HEAVY_MODULES = ("torch", "numpy", "onnx", "onnxruntime", "safetensors", "scipy", "matplotlib")
 
 NOT_YET = "the probe worker, which this version of the nnprobe server does not run yet"
