@@ -1039,7 +1039,7 @@ for name, module, scan in (("picklescan", "picklescan", bench.scan_picklescan),
         continue
     names = ", ".join(sorted(verdict.names)) or verdict.error
     out[name] = ("flagged" if verdict.flagged else "not flagged") + (f": {names}" if names else "")
-sys.__stdout__.write("\n" + json.dumps(out) + "\n")
+sys.__stdout__.write("\\n" + json.dumps(out) + "\\n")
 """
 SCANNERS = ("picklescan", "fickling", "modelscan")
 
