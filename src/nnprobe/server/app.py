@@ -44,10 +44,17 @@ from nnprobe.core.finding import Finding
 from nnprobe.server import logs
 from nnprobe.server.configs import ConfigResolver
 from nnprobe.server.convert import disk_index, to_diagnostics
-from nnprobe.server.framing import STALL_TIMEOUT, FrameParser, FramingError, StdinFrames
+from nnprobe.server.framing import (
+    MAX_BODY,
+    STALL_TIMEOUT,
+    FrameParser,
+    FramingError,
+    Oversized,
+    StdinFrames,
+)
 from nnprobe.server.line_map import LineMap
 from nnprobe.server.positions import UTF16
-from nnprobe.server.protocol import ServerProtocol, SessionEnd, describe
+from nnprobe.server.protocol import INVALID_REQUEST, ServerProtocol, SessionEnd, describe
 from nnprobe.server.settings import Settings
 from nnprobe.server.store import DiagnosticStore
 
@@ -114,6 +121,7 @@ class NnprobeServer(LanguageServer):
         self.protocol.stop_work = self.stop_work
         self._keep: set[asyncio.Task[Any]] = set()  # the session's own tasks (its TCP reader)
         self._stopped = False  # stop_work ran: the session is over
+        self.oversized: set[str] = set()  # documents last sent over MAX_BODY: not checked
 
     # ---- the session
 
@@ -127,15 +135,15 @@ class NnprobeServer(LanguageServer):
         ended = self._session_end(loop)
         self.protocol.set_writer(_Writer(stdout, self.protocol))
 
-        def receive(item: bytes | FramingError | None) -> None:
+        def receive(item: bytes | Oversized | FramingError | None) -> None:
             try:
                 if not ended.done():
                     self._receive(item)
             finally:
-                if isinstance(item, bytes):
+                if isinstance(item, (bytes, Oversized)):
                     frames.handled()
 
-        def deliver(item: bytes | FramingError | None) -> None:  # in the reader's thread
+        def deliver(item: bytes | Oversized | FramingError | None) -> None:  # reader's thread
             loop.call_soon_threadsafe(receive, item)
 
         frames = StdinFrames(fd, deliver)
@@ -211,7 +219,7 @@ class NnprobeServer(LanguageServer):
         self.protocol.on_exit = stop
         return ended
 
-    def _receive(self, item: bytes | FramingError | None) -> None:
+    def _receive(self, item: bytes | Oversized | FramingError | None) -> None:
         """One body from the reader, or the end of the client's input (None), or a framing error."""
         protocol = self.protocol
         if item is None:
@@ -219,11 +227,54 @@ class NnprobeServer(LanguageServer):
             protocol.end(0 if protocol.shut_down else 1)
         elif isinstance(item, FramingError):
             self._close_for(item.reason)
+        elif isinstance(item, Oversized):
+            self._oversized(item)
         else:
             try:
                 protocol.handle_body(item)
             except SessionEnd as exc:
                 self._close_for(str(exc))
+
+    def _oversized(self, message: Oversized) -> None:
+        """A message over framing.MAX_BODY, dropped unread: a request is answered with an error;
+        a didOpen or didChange gets one NP901 on its document, which is then not checked until a
+        change of normal size (documents.py); anything else is logged. The session goes on."""
+        size = f"{message.length / 2**20:.0f} MB"
+        method, msg_id = message.field("method"), message.field("id")
+        log.warning("dropped a %s message (%s) over %d bytes", size, method, MAX_BODY)
+        if msg_id is not None:
+            self.protocol._send_error(
+                msg_id, INVALID_REQUEST, f"the message is too large ({size}, over the limit)"
+            )
+            return
+        uri = message.document_uri()
+        if uri is None or method not in (
+            types.TEXT_DOCUMENT_DID_OPEN,
+            types.TEXT_DOCUMENT_DID_CHANGE,
+        ):
+            return
+        from nnprobe.core.engine import internal_finding
+        from nnprobe.core.reading import LIMITS
+        from nnprobe.server.store import STATIC
+
+        self.oversized.add(uri)
+        self.linter.cancel(uri)
+        workspace = self._workspace()
+        if method == types.TEXT_DOCUMENT_DID_OPEN and workspace is not None:
+            # Open it empty, so a later change of normal size (whole text) and close apply.
+            version = message.field("version")
+            workspace.put_text_document(
+                types.TextDocumentItem(
+                    uri=uri,
+                    language_id=str(message.field("languageId") or "python"),
+                    version=version if isinstance(version, int) else 0,
+                    text="",
+                )
+            )
+        limit = f"{LIMITS['script'] / 2**20:g} MiB"
+        text = f"the document is {size}, over the {limit} nnprobe checks"
+        finding = internal_finding("NP901", self.display_path(uri), text)
+        self.publish_findings(STATIC, uri, [finding], text="")
 
     def _close_for(self, reason: str) -> None:
         log.error("closing the session: %s", reason)

@@ -15,7 +15,9 @@ over the raw stdin descriptor, so a read blocked at exit never holds the interpr
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import select
 import threading
 from collections.abc import Callable
@@ -28,6 +30,51 @@ MAX_BODY = 64 * 1024 * 1024
 # in the middle of one means its Content-Length was larger than what it sent.
 STALL_TIMEOUT = 10.0
 CHUNK = 64 * 1024
+# A body over MAX_BODY (a didOpen of a 50 MB file of NULs is 300 MB of JSON escapes) is read and
+# dropped in CHUNKs, keeping only its first HEAD bytes (its id, method and document uri), so the
+# session goes on; a length past MAX_SKIP is no document a client would send: the stream is
+# taken as out of step and the session closes.
+MAX_SKIP = 2 * 1024 * 1024 * 1024
+HEAD = 64 * 1024
+TAIL = 4 * 1024
+
+
+class Oversized:
+    """A body over MAX_BODY, read and dropped: its length and its first HEAD bytes."""
+
+    def __init__(self, length: int, head: bytes, tail: bytes = b"") -> None:
+        self.length = length
+        self.head = head
+        self.tail = tail  # the last TAIL bytes: a client may send "method" and "id" after params
+
+    def _before_params(self) -> bytes:
+        """The head up to "params": an "id" or "method" inside a document's text is not one."""
+        at = self.head.find(b'"params"')
+        return self.head if at < 0 else self.head[:at]
+
+    def field(self, name: str) -> object:
+        """The JSON value of the top-level member `name` (a number or string) found in the
+        head before "params", else None."""
+        pattern = rb'"' + name.encode() + rb'"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")'
+        found = re.search(pattern, self._before_params())
+        if found is None:  # after params: past the last "}" but the message's own
+            end = self.tail.rstrip()[:-1]
+            found = re.search(pattern, end[end.rfind(b"}") + 1 :])
+        if found is None:
+            return None
+        try:
+            return json.loads(found.group(1))
+        except ValueError:
+            return None
+
+    def document_uri(self) -> str | None:
+        """params.textDocument.uri, when it lies in the head."""
+        found = re.search(rb'"uri"\s*:\s*("(?:[^"\\]|\\.)*")', self.head)
+        try:
+            uri = json.loads(found.group(1)) if found is not None else None
+        except ValueError:
+            return None
+        return uri if isinstance(uri, str) else None
 
 
 class FramingError(Exception):
@@ -45,6 +92,9 @@ class FrameParser:
         self.max_body = max_body
         self._buffer = bytearray()
         self._length: int | None = None  # the current frame's body length, once its header is in
+        self._head: bytearray | None = None  # an oversized body's first bytes, while it is skipped
+        self._left = 0  # an oversized body's bytes still to drop
+        self._tail = b""  # its last TAIL bytes so far
         self.messages = 0  # complete bodies so far, for the reason of a later error
 
     @property
@@ -52,10 +102,23 @@ class FrameParser:
         """Whether a frame has begun and not ended."""
         return bool(self._buffer) or self._length is not None
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes) -> list[bytes | Oversized]:
         self._buffer += data
-        bodies: list[bytes] = []
+        bodies: list[bytes | Oversized] = []
         while True:
+            if self._head is not None:  # dropping an oversized body
+                take = min(len(self._buffer), self._left)
+                keep = min(take, HEAD - len(self._head))
+                self._head += self._buffer[:keep]
+                self._tail = (self._tail + self._buffer[:take])[-TAIL:]
+                del self._buffer[:take]
+                self._left -= take
+                if self._left:
+                    return bodies
+                bodies.append(Oversized(self._length or 0, bytes(self._head), self._tail))
+                self._head, self._length = None, None
+                self.messages += 1
+                continue
             if self._length is None:
                 end = self._buffer.find(b"\r\n\r\n")
                 if end < 0:
@@ -66,6 +129,9 @@ class FrameParser:
                     raise FramingError(self._where(f"a header longer than {MAX_HEADER} bytes"))
                 self._length = self._content_length(bytes(self._buffer[:end]))
                 del self._buffer[: end + 4]
+                if self._length > self.max_body:
+                    self._head, self._left, self._tail = bytearray(), self._length, b""
+                    continue
             if len(self._buffer) < self._length:
                 return bodies
             bodies.append(bytes(self._buffer[: self._length]))
@@ -76,7 +142,7 @@ class FrameParser:
     def end(self) -> None:
         """The stream ended: FramingError if it ended inside a frame."""
         if self._length is not None:
-            got = len(self._buffer)
+            got = self._length - self._left if self._head is not None else len(self._buffer)
             raise FramingError(
                 self._where(f"the input ended {got} bytes into a {self._length}-byte body")
             )
@@ -85,7 +151,8 @@ class FrameParser:
 
     def stalled(self, seconds: float) -> FramingError:
         if self._length is not None:
-            detail = f"{len(self._buffer)} of {self._length} body bytes"
+            got = self._length - self._left if self._head is not None else len(self._buffer)
+            detail = f"{got} of {self._length} body bytes"
         else:
             detail = f"{len(self._buffer)} bytes of a header"
         return FramingError(
@@ -116,9 +183,9 @@ class FrameParser:
             length = int(text)
         if length is None:
             raise FramingError(self._where(f"a header without Content-Length: {header!r:.80}"))
-        if length > self.max_body:
+        if length > MAX_SKIP:
             raise FramingError(
-                self._where(f"a {length}-byte message, over the {self.max_body}-byte limit")
+                self._where(f"a {length}-byte message, over the {MAX_SKIP}-byte limit")
             )
         return length
 
@@ -134,7 +201,7 @@ class StdinFrames:
     def __init__(
         self,
         fd: int,
-        deliver: Callable[[bytes | FramingError | None], None],
+        deliver: Callable[[bytes | Oversized | FramingError | None], None],
         stall_timeout: float = STALL_TIMEOUT,
         max_body: int = MAX_BODY,
     ) -> None:

@@ -132,6 +132,8 @@ class StaticLinter:
         document = self.server.open_document(uri)
         if document is None or not is_script(uri, document.language_id):
             return
+        if uri in self.server.oversized:  # its NP901 stands until a change of normal size
+            return
         version, text = document.version, document.source
         path = self.server.path_of(uri)
         config = self.server.configs.config_for(path)
@@ -193,11 +195,13 @@ def register(server: NnprobeServer) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: NnprobeServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.oversized.discard(params.text_document.uri)
         edits.opened(params.text_document.uri, params.text_document.text)
         ls.linter.schedule(params.text_document.uri, 0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: NnprobeServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.oversized.discard(params.text_document.uri)  # a change of normal size: check it again
         edits.changed(params.text_document.uri)
         ls.linter.schedule(params.text_document.uri, ls.settings.debounce)
 
@@ -219,6 +223,7 @@ def register(server: NnprobeServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: NnprobeServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
+        ls.oversized.discard(uri)
         edits.closed(uri)
         ls.linter.cancel(uri)
         if STATIC in ls.store.entries(uri):
